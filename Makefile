@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make repro` runs the study, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# stages call `python -m src...`: run them with the project's environment first on PATH
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup setup-gpu repro test test-fast lint format bench clean-venv
+
+setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, NVIDIA GPU)
+	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu
+	$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
+
+repro: setup  ## run the whole study (only the stages whose inputs changed)
+	dvc repro
+
+test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
+	pytest
+
+test-fast: setup  ## the suite without the slow end-to-end tests
+	pytest -m "not slow"
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff check --fix .
+	ruff format .
+
+bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="resnet simple_cnn"
+	python benchmarks/train_speed.py $(if $(MODELS),--models $(MODELS))

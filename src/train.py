@@ -1,0 +1,338 @@
+"""Stage `train@<id>`: train one model of params.yaml's `models`, then evaluate it on test.
+
+`python -m src.train <id>` builds the model from the registry in src/models.py, trains it
+with that model's recipe on the prepared train split (validating on the val split every
+epoch, logged with DVCLive), and writes, each file under a temporary name then renamed:
+
+- `models/<id>.keras`: the trained model (it takes raw uint8 images);
+- `reports/train/<id>/`: DVCLive's per-epoch curves, `metrics.json` with the test scores
+  and parameter counts, the test confusion matrix, and `run.json` with the training time
+  and the environment (library versions, CPU/GPU) the run used.
+
+Everything is seeded from params.yaml and TensorFlow's op determinism is on, so the same
+code, params and data give the same weights and scores on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.cli import StageError, run_stage
+from src.data import CLASSES, IMAGE_SHAPE, load_split
+from src.models import build_model
+from src.params import ModelParams, Params, TrainParams, load_params
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path("models")
+REPORTS_DIR = Path("reports/train")
+
+
+def model_path(model_id: str) -> Path:
+    return MODELS_DIR / f"{model_id}.keras"
+
+
+def live_dir(model_id: str) -> Path:
+    return REPORTS_DIR / model_id
+
+
+def model_config(params: Params, model_id: str) -> ModelParams:
+    if model_id not in params.models:
+        raise StageError(f"unknown model id {model_id!r}: params.yaml's models has {sorted(params.models)}")
+    return params.models[model_id]
+
+
+def _check_batch(config: ModelParams, model_id: str, n_train: int) -> None:
+    if config.batch_size > n_train:
+        raise StageError(
+            f"models.{model_id}.batch_size={config.batch_size} is larger than the {n_train:,} "
+            "training images: lower it or raise prepare.max_images_per_split"
+        )
+
+
+def seed_everything(seed: int, op_determinism: bool = True) -> None:
+    """Seed Python, NumPy and the Keras backend; optionally make TensorFlow's ops deterministic.
+
+    TensorFlow refuses XLA together with op determinism (MaxPool gradients have no
+    deterministic XLA kernel) and Keras silently drops `jit_compile` when determinism is on,
+    so XLA runs rely on XLA's CPU code being deterministic by itself (the tests check both).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if op_determinism and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _strategy(train: TrainParams):  # type: ignore[no-untyped-def]
+    """One device, or MirroredStrategy over all visible GPUs (TensorFlow backend only)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if train.strategy == "mirrored":
+            raise StageError("train.strategy=mirrored needs the TensorFlow backend")
+        return None
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if train.strategy == "mirrored" or (train.strategy == "auto" and len(gpus) > 1):
+        strategy = tf.distribute.MirroredStrategy()
+        log.info("MirroredStrategy over %d replicas", strategy.num_replicas_in_sync)
+        return strategy
+    return tf.distribute.get_strategy()
+
+
+def _optimizer(config: ModelParams):  # type: ignore[no-untyped-def]
+    import keras
+
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+
+
+def _datasets(
+    x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, batch: int, eval_batch: int, seed: int
+):  # type: ignore[no-untyped-def]
+    """In-memory tf.data pipelines of uint8 images: shuffled each epoch (seeded), prefetched."""
+    import tensorflow as tf
+
+    train = (
+        tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val = (
+        tf.data.Dataset.from_tensor_slices((x_val, y_val.astype(np.int32)))
+        .batch(eval_batch)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, val
+
+
+def environment() -> dict[str, Any]:
+    """Library versions and hardware of this run, recorded beside its metrics."""
+    import keras
+
+    versions = {}
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "dvc", "dvclive", "numpy", "scikit-learn"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpus: list[str] = []
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            gpus.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras_backend": keras.backend.backend(),
+        "versions": versions,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+        "device": "GPU" if gpus else "CPU",
+    }
+
+
+def _count(weights: list) -> int:  # type: ignore[type-arg]
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro precision, recall and F1 (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="macro", labels=list(range(len(CLASSES))), zero_division=0
+    )
+    return {
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+        "precision": round(float(precision), 6),
+        "recall": round(float(recall), 6),
+        "f1": round(float(f1), 6),
+    }
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train(model_id: str, params: Params) -> dict[str, Any]:
+    """Train and evaluate one model; write its model file and reports. Returns its metrics."""
+    config = model_config(params, model_id)
+    x_train, y_train = load_split("train")
+    x_val, y_val = load_split("val")
+    x_test, y_test = load_split("test")
+    _check_batch(config, model_id, len(y_train))
+    train_cfg = params.train
+
+    import keras
+    from dvclive import Live
+
+    seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
+    if train_cfg.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    strategy = _strategy(train_cfg)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
+        model.compile(
+            optimizer=_optimizer(config),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+            jit_compile=train_cfg.jit_compile,
+            steps_per_execution=train_cfg.steps_per_execution,
+        )
+    if train_cfg.jit_compile and not model.jit_compile:
+        log.info("%s: XLA is not available for this model's layers; training without it", model_id)
+    out_dir = live_dir(model_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    interactive = sys.stdout.isatty()
+    log.info(
+        "training %s (%s, %s parameters) on %s images, validating on %s, %d epochs of batch %d",
+        model_id,
+        config.builder,
+        f"{model.count_params():,}",
+        f"{len(y_train):,}",
+        f"{len(y_val):,}",
+        config.epochs,
+        config.batch_size,
+    )
+    with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
+        live.log_params({"model_id": model_id, **config.model_dump()})
+        callbacks = [_dvclive_callback(live)]
+        if not interactive:
+            callbacks.append(_epoch_line_callback(config.epochs))
+        verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
+        started = time.perf_counter()
+        if keras.backend.backend() == "tensorflow":
+            train_ds, val_ds = _datasets(
+                x_train, y_train, x_val, y_val, config.batch_size, train_cfg.eval_batch_size, params.seed
+            )
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                shuffle=False,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        else:
+            model.fit(
+                x_train,
+                y_train,
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                validation_data=(x_val, y_val),
+                validation_batch_size=train_cfg.eval_batch_size,
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        train_seconds = time.perf_counter() - started
+
+        probabilities = model.predict(x_test, batch_size=train_cfg.eval_batch_size, verbose=0)
+        y_pred = np.argmax(probabilities, axis=1)
+        metrics = {
+            **scores(y_test, y_pred),
+            "param_count": int(model.count_params()),
+            "trainable_params": _count(model.trainable_weights),
+            "non_trainable_params": _count(model.non_trainable_weights),
+            "epochs": config.epochs,
+        }
+        for key, value in metrics.items():
+            live.log_metric(f"test/{key}", value, plot=False)
+        names = np.asarray(CLASSES)
+        live.log_sklearn_plot("confusion_matrix", names[y_test], names[y_pred], name="confusion_matrix.json")
+
+        MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        tmp_model = model_path(model_id).with_name(f".{model_id}.tmp.keras")
+        model.save(tmp_model)
+        os.replace(tmp_model, model_path(model_id))
+    run = {
+        "model_id": model_id,
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
+        "environment": environment(),
+    }
+    _write_json(out_dir / "run.json", run)
+    log.info(
+        "%s: test accuracy %.4f, macro F1 %.4f, %.0f s of training",
+        model_id,
+        metrics["accuracy"],
+        metrics["f1"],
+        train_seconds,
+    )
+    return metrics
+
+
+def _epoch_line_callback(epochs: int):  # type: ignore[no-untyped-def]
+    """One plain line per epoch for logs (CI, `dvc repro > log`): no progress bar, no control characters."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            values = "  ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items())
+            seconds = time.perf_counter() - self.started
+            print(f"epoch {epoch + 1}/{epochs}  {values}  ({seconds:.1f} s)", flush=True)
+
+    return EpochLine()
+
+
+def _dvclive_callback(live):  # type: ignore[no-untyped-def]
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from dvclive.keras import DVCLiveCallback
+
+        return DVCLiveCallback(live=live)
+    # DVCLive's own callback subclasses tf.keras; on JAX or PyTorch log the same keys by hand
+    from dvclive.utils import standardize_metric_name
+
+    class PortableDVCLiveCallback(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            for metric, value in (logs or {}).items():
+                live.log_metric(standardize_metric_name(metric, "dvclive.keras"), float(value))
+            live.next_step()
+
+    return PortableDVCLiveCallback()
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise StageError("usage: python -m src.train <model id from params.yaml's models>")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    params = load_params()
+    train(sys.argv[1], params)
+
+
+if __name__ == "__main__":
+    run_stage(main)

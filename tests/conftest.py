@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny data in the official binary layout, built once per session."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import fake_cifar
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES_PER_BATCH = 60  # 300 training images, 60 test images
+VAL_SIZE = 50
+
+# Keep TensorFlow's start-up chatter out of test logs, and DVC off the network.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fake_cifar.write_tarball(
+        tmp_path_factory.mktemp("tarball") / "cifar-10-binary.tar.gz", IMAGES_PER_BATCH
+    )
+
+
+@pytest.fixture(scope="session")
+def project_params() -> dict[str, Any]:
+    """params.yaml of the repository, as committed."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def tiny_params(project_params: dict[str, Any], tarball: Path, epochs: int = 1) -> dict[str, Any]:
+    """The repository's params, pointed at a tiny tarball and shortened for tests."""
+    params = copy.deepcopy(project_params)
+    params["data"].update(
+        url=tarball.as_uri(),
+        sha256=fake_cifar.sha256(tarball),
+        size=tarball.stat().st_size,
+        images_per_batch=IMAGES_PER_BATCH,
+    )
+    params["prepare"]["val_size"] = VAL_SIZE
+    params["train"]["steps_per_execution"] = 2
+    for model in params["models"].values():
+        model["epochs"] = epochs
+    return params
+
+
+@pytest.fixture()
+def params_dict(project_params: dict[str, Any], tiny_tarball: Path) -> dict[str, Any]:
+    return tiny_params(project_params, tiny_tarball)
+
+
+def write_params(directory: Path, params: dict[str, Any]) -> Path:
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared_project(tmp_path_factory: pytest.TempPathFactory, project_params, tiny_tarball) -> Path:
+    """A directory with params.yaml and data/prepared/ made by the real prepare stage, once."""
+    from src.data import PREPARED_DIR
+    from src.download import TARGET
+    from src.prepare import read_tarball, save_splits, split
+
+    directory = tmp_path_factory.mktemp("prepared")
+    params = tiny_params(project_params, tiny_tarball)
+    write_params(directory, params)
+    (directory / TARGET.parent).mkdir(parents=True)
+    shutil.copy(tiny_tarball, directory / TARGET)
+    splits = split(read_tarball(directory / TARGET, IMAGES_PER_BATCH), VAL_SIZE, params["seed"])
+    save_splits(splits, directory / PREPARED_DIR)
+    return directory
+
+
+@pytest.fixture()
+def in_prepared_project(prepared_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory holding a copy of the prepared project; the test runs inside it."""
+    shutil.copytree(prepared_project, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

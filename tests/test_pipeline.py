@@ -1,0 +1,113 @@
+"""End to end: the real `dvc repro` and `dvc exp run` on a copy of the project and tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, tiny_params, write_params
+from tests.test_models import STUDY_PARAMS
+
+pytestmark = pytest.mark.slow
+PROJECT_FILES = [
+    "src",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+]
+
+
+def _run(repo: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
+    return output
+
+
+def _stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)':", output)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory, project_params: dict, tiny_tarball: Path) -> Path:
+    """The project copied into a fresh git repository, pointed at a tiny tarball."""
+    repo = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    write_params(repo, tiny_params(project_params, tiny_tarball))
+    _run(repo, "git", "init", "-q")
+    _run(repo, "git", "config", "user.email", "ci@example.org")
+    _run(repo, "git", "config", "user.name", "CI")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "project")
+    return repo
+
+
+def test_repro_runs_every_stage_and_reports_all_models(repo: Path) -> None:
+    output = _run(repo, "dvc", "repro")
+    models = list(STUDY_PARAMS)
+    assert _stages_run(output) == ["download", "prepare", *[f"train@{m}" for m in models], "compare"]
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert list(metrics) == models
+    for model_id, (total, trainable, frozen) in STUDY_PARAMS.items():
+        entry = metrics[model_id]
+        assert (entry["param_count"], entry["trainable_params"], entry["non_trainable_params"]) == (
+            total,
+            trainable,
+            frozen,
+        )
+        assert {"accuracy", "precision", "recall", "f1"} <= set(entry) and entry["epochs"] == 1
+    for figure in [
+        "metrics_comparison.png",
+        "val_accuracy.png",
+        *[f"learning_curves/{m}.png" for m in models],
+    ]:
+        assert (repo / "reports" / "figures" / figure).is_file()
+    shown = _run(repo, "dvc", "metrics", "show", "--json")
+    assert '"resnet"' in shown and '"param_count": 437674' in shown.replace(" ", "").replace(":", ": ")
+
+
+def test_second_repro_runs_nothing(repo: Path) -> None:
+    output = _run(repo, "dvc", "repro")
+    assert _stages_run(output) == []
+    assert "Data and pipelines are up to date." in output
+
+
+def test_experiment_reruns_only_the_changed_model_and_compare(repo: Path) -> None:
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "results")
+    output = _run(repo, "dvc", "exp", "run", "-S", "models.simple_cnn.epochs=2")
+    assert _stages_run(output) == ["train@simple_cnn", "compare"]
+    for model_id in ("mlp_bn", "mlp_l2", "cnn_da_dropout", "resnet"):
+        assert f"Stage 'train@{model_id}' didn't change, skipping" in output
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert metrics["simple_cnn"]["epochs"] == 2 and metrics["resnet"]["epochs"] == 1
+    diff = _run(repo, "dvc", "metrics", "diff", "--json")
+    assert "simple_cnn" in diff
+
+
+def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict, tiny_tarball: Path) -> None:
+    params = tiny_params(project_params, tiny_tarball)
+    params["data"]["url"] = "http://127.0.0.1:9/cifar-10-binary.tar.gz"  # nothing listens on port 9
+    write_params(repo, params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["dvc", "repro", "download"], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "error: cannot connect" in result.stderr and "data.url" in result.stderr
+    assert (repo / "reports" / "metrics.json").is_file()  # nothing of the previous run was lost
