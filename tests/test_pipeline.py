@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,36 @@ def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict
     assert result.returncode != 0
     assert "error: cannot connect" in result.stderr and "data.url" in result.stderr
     assert (repo / "reports" / "metrics.json").is_file()  # nothing of the previous run was lost
+
+
+def test_interrupted_training_leaves_nothing_half_written(
+    repo: Path, project_params: dict, tiny_tarball: Path
+) -> None:
+    params = tiny_params(project_params, tiny_tarball)
+    params["models"]["simple_cnn"]["epochs"] = 200  # long enough to be interrupted midway
+    write_params(repo, params)
+    lock_before = (repo / "dvc.lock").read_text()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        ["dvc", "repro", "train@simple_cnn"], cwd=repo, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until training is under way
+        if line.startswith("epoch 2/200"):
+            break
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, to the whole process group
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+
+    assert (repo / "dvc.lock").read_text() == lock_before  # DVC recorded nothing
+    leftovers = [p.name for p in (repo / "models").iterdir() if "simple_cnn" in p.name]
+    assert leftovers == []  # no model file, and no temporary one
+    status = _run(repo, "dvc", "status", "train@simple_cnn")
+    assert "changed" in status
+
+    write_params(repo, tiny_params(project_params, tiny_tarball))
+    output = _run(repo, "dvc", "repro")
+    assert (repo / "models" / "simple_cnn.keras").is_file()
+    assert "train@simple_cnn" in output
+    assert "Data and pipelines are up to date." in _run(repo, "dvc", "repro")

@@ -43,8 +43,14 @@ def test_train_writes_model_metrics_curves_and_environment(in_prepared_project: 
     assert loaded.count_params() == 167_562
 
 
-@pytest.mark.parametrize("model_id", ["simple_cnn", "cnn_da_dropout"])
-def test_same_inputs_give_identical_metrics_and_weights(in_prepared_project: Path, model_id: str) -> None:
+@pytest.mark.parametrize(
+    ("model_id", "jit_compile"), [("simple_cnn", False), ("cnn_da_dropout", False), ("resnet", True)]
+)
+def test_same_inputs_give_identical_metrics_and_weights(
+    in_prepared_project: Path, params_dict: dict, model_id: str, jit_compile: bool
+) -> None:
+    params_dict["train"]["jit_compile"] = jit_compile
+    write_params(in_prepared_project, params_dict)
     train(model_id, load_params())
     first_metrics = (live_dir(model_id) / "metrics.json").read_bytes()
     first_weights = _weights(model_id)
