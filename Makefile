@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-gpu repro test test-fast lint format bench clean-venv
+.PHONY: setup setup-gpu repro test test-fast lint format bench-prepare bench-epoch
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -39,5 +39,8 @@ format: setup
 	ruff check --fix .
 	ruff format .
 
-bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="resnet simple_cnn"
-	python benchmarks/train_speed.py $(if $(MODELS),--models $(MODELS))
+bench-prepare: setup  ## time and peak memory of the prepare stage on the downloaded tarball
+	python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz
+
+bench-epoch: setup  ## seconds per epoch per model, study-style: make bench-epoch MODELS="resnet simple_cnn"
+	python benchmarks/epoch_time.py $(if $(MODELS),--models $(MODELS))

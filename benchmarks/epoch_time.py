@@ -47,7 +47,9 @@ def main() -> None:
     x_val = rng.integers(0, 256, (args.val_images, 32, 32, 3), dtype=np.uint8)
     y_val = rng.integers(0, 10, args.val_images).astype("int32")
     device = _device_name(keras.backend.backend())
-    print(f"backend {keras.backend.backend()}, device {device}, {args.train_images:,} train images", flush=True)
+    print(
+        f"backend {keras.backend.backend()}, device {device}, {args.train_images:,} train images", flush=True
+    )
 
     results = []
     for precision in args.precision:
@@ -61,24 +63,17 @@ def main() -> None:
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-            times = []
-
-            class Timer(keras.callbacks.Callback):
-                def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-                    self.start = time.perf_counter()
-
-                def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                    times.append(time.perf_counter() - self.start)
-
+            timer = _EpochTimer(keras)
             model.fit(
                 x,
                 y,
                 batch_size=args.batch_size,
                 epochs=args.epochs,
                 validation_data=(x_val, y_val),
-                callbacks=[Timer()],
+                callbacks=[timer],
                 verbose=0,
             )
+            times = timer.times
             steady = sum(times[1:]) / max(1, len(times) - 1)
             result = {
                 "model": model_id,
@@ -96,6 +91,21 @@ def main() -> None:
             )
     for result in results:
         print(json.dumps(result))
+
+
+def _EpochTimer(keras):  # type: ignore[no-untyped-def]
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.times.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
 
 
 def _device_name(backend: str) -> str:

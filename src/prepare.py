@@ -16,6 +16,7 @@ import os
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +36,27 @@ META_MEMBER = f"{ROOT}/batches.meta.txt"
 RECORD_BYTES = 1 + 32 * 32 * 3  # one label byte, then 1,024 red, green and blue bytes
 
 
-def _read_member(tar: tarfile.TarFile, name: str, source: Path) -> bytes:
-    try:
-        member = tar.getmember(name)
-    except KeyError:
-        raise DataError(
-            f"{source}: member {name} is missing; is this the *binary* version of CIFAR-10 "
-            "(cifar-10-binary.tar.gz)?"
-        ) from None
-    if not member.isreg():
-        raise DataError(f"{source}: member {name} is not a regular file (links and devices are refused)")
-    handle = tar.extractfile(member)
-    assert handle is not None  # a regular member always has a file object
-    return handle.read()
+def _read_members(path: Path, names: list[str]) -> dict[str, bytes]:
+    """Read the named members in one pass over the gzip stream (no seeking back, no extraction)."""
+    wanted, payloads = set(names), {}
+    with tarfile.open(path, mode="r|gz") as tar:
+        for member in tar:
+            if member.name not in wanted:
+                continue  # anything else (including names like ../x) is skipped, never written
+            if not member.isreg():
+                raise DataError(
+                    f"{path}: member {member.name} is not a regular file (links and devices are refused)"
+                )
+            handle = tar.extractfile(member)
+            assert handle is not None  # a regular member always has a file object
+            payloads[member.name] = handle.read()
+    for name in names:
+        if name not in payloads:
+            raise DataError(
+                f"{path}: member {name} is missing; is this the *binary* version of CIFAR-10 "
+                "(cifar-10-binary.tar.gz)?"
+            )
+    return payloads
 
 
 def decode_batch(payload: bytes, name: str, expected_images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,14 +85,14 @@ def read_tarball(path: Path, images_per_batch: int = 10000) -> dict[str, tuple[n
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro download` first")
     try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            classes = _read_member(tar, META_MEMBER, path).decode("ascii", "replace").split()
-            if tuple(classes) != CLASSES:
-                raise DataError(f"{path}: {META_MEMBER} lists classes {classes}, expected {list(CLASSES)}")
-            train = [decode_batch(_read_member(tar, m, path), m, images_per_batch) for m in TRAIN_MEMBERS]
-            test = decode_batch(_read_member(tar, TEST_MEMBER, path), TEST_MEMBER, images_per_batch)
-    except (tarfile.TarError, EOFError, OSError) as err:
+        payloads = _read_members(path, [META_MEMBER, *TRAIN_MEMBERS, TEST_MEMBER])
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DataError(f"{path} is not a readable .tar.gz ({err}); delete it and download again") from None
+    classes = payloads.pop(META_MEMBER).decode("ascii", "replace").split()
+    if tuple(classes) != CLASSES:
+        raise DataError(f"{path}: {META_MEMBER} lists classes {classes}, expected {list(CLASSES)}")
+    train = [decode_batch(payloads.pop(m), m, images_per_batch) for m in TRAIN_MEMBERS]
+    test = decode_batch(payloads.pop(TEST_MEMBER), TEST_MEMBER, images_per_batch)
     return {
         "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
         "test": test,
