@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-gpu repro test test-fast lint format bench-prepare bench-epoch
+.PHONY: setup setup-gpu repro test test-fast lint format report bench-prepare bench-epoch
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -38,6 +38,10 @@ lint: setup
 format: setup
 	ruff check --fix .
 	ruff format .
+
+REF ?= main
+report: setup  ## Markdown report of metrics, params and figures against a git ref: make report REF=main
+	python -m src.report --ref $(REF)
 
 bench-prepare: setup  ## time and peak memory of the prepare stage on the downloaded tarball
 	python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz

@@ -103,6 +103,37 @@ def test_experiment_reruns_only_the_changed_model_and_compare(repo: Path) -> Non
     assert "simple_cnn" in diff
 
 
+def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
+    output = _run(repo, sys.executable, "-m", "src.report", "--ref", "HEAD")
+    report = (repo / "reports" / "pr_report.md").read_text()
+    assert report.strip() in output
+    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith("| reports")}
+    assert (
+        "simple_cnn.epochs" in rows
+        and "| 1 " in rows["simple_cnn.epochs"]
+        and "| 2 " in rows["simple_cnn.epochs"]
+    )
+    assert "simple_cnn.accuracy" in rows or "simple_cnn.f1" in rows
+    assert not any(key.startswith("resnet.") for key in rows)  # unchanged models stay out of the diff
+    params = [line for line in report.splitlines() if line.startswith("| params.yaml")]
+    assert len(params) == 1 and "models.simple_cnn.epochs" in params[0] and "| 2 " in params[0]
+    assert "(figures/learning_curves/simple_cnn.png)" in report
+    assert "(figures/metrics_comparison.png)" in report
+    assert "learning_curves/resnet.png" not in report
+
+
+def test_push_and_pull_through_the_default_remote(repo: Path, tmp_path: Path) -> None:
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "simple_cnn: 2 epochs")
+    _run(repo, "dvc", "push")
+    clone = repo.parent / "clone"
+    _run(repo.parent, "git", "clone", "-q", str(repo), str(clone))
+    _run(clone, "dvc", "pull")
+    assert (clone / "models" / "resnet.keras").is_file()
+    assert "Data and pipelines are up to date." in _run(clone, "dvc", "repro")
+    assert (clone / "data" / "prepared" / "train.npz").is_file()
+
+
 def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict, tiny_tarball: Path) -> None:
     params = tiny_params(project_params, tiny_tarball)
     params["data"]["url"] = "http://127.0.0.1:9/cifar-10-binary.tar.gz"  # nothing listens on port 9
