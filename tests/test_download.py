@@ -25,6 +25,7 @@ class Behaviour:
 
     honour_range: bool = True
     drop_after: int | None = None  # first response: close the connection after this many bytes
+    always_drop_after: int | None = None  # every response: likewise
     fail_with: list[int] = field(default_factory=list)  # status codes to answer first, in order
     requests: list[str | None] = field(default_factory=list)
     bytes_sent: int = 0
@@ -58,6 +59,8 @@ def server() -> Iterator[tuple[str, Behaviour]]:
             self.end_headers()
             if behaviour.drop_after is not None:
                 body, behaviour.drop_after = body[: behaviour.drop_after], None
+            if behaviour.always_drop_after is not None:
+                body = body[: behaviour.always_drop_after]
             self.wfile.write(body)
             behaviour.bytes_sent += len(body)
 
@@ -193,3 +196,34 @@ def test_file_url_copy_and_missing_file(tmp_path: Path) -> None:
 def test_unsupported_scheme(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="unsupported URL scheme 'ftp'"):
         download("ftp://example.org/c.tar.gz", tmp_path / "c.tar.gz", SHA, None)
+
+
+def test_always_truncated_body_gives_up_and_never_fills_the_target(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    behaviour.honour_range = False
+    behaviour.always_drop_after = 1000
+    with pytest.raises(DownloadError) as info:
+        download(url, tmp_path / "c.tar.gz", SHA, len(PAYLOAD), retries=2, backoff_s=0)
+    assert "gave up after 2 retries (ConnectionResetError: connection closed after 1,000 of 1,048,576" in str(
+        info.value
+    )
+    assert len(behaviour.requests) == 3
+    assert not (tmp_path / "c.tar.gz").exists()  # only the .part file, kept for the next run to resume
+
+
+def test_https_to_http_redirect_is_refused() -> None:
+    import urllib.request
+
+    from src.download import _NoDowngradeRedirect
+
+    request = urllib.request.Request("https://example.org/c.tar.gz")
+    with pytest.raises(
+        DownloadError, match=r"refusing redirect from https://example\.org/c\.tar\.gz to non-https"
+    ):
+        _NoDowngradeRedirect().redirect_request(
+            request, None, 302, "Found", {}, "http://example.org/c.tar.gz"
+        )
+    allowed = _NoDowngradeRedirect().redirect_request(
+        request, None, 302, "Found", {}, "https://cdn.example.org/c"
+    )
+    assert allowed is not None and allowed.full_url == "https://cdn.example.org/c"
