@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-gpu repro test test-fast lint format report bench-prepare bench-epoch
+.PHONY: setup setup-gpu repro test test-fast lint format report bench bench-prepare bench-epoch
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	@# the dependencies of pyproject.toml (the stages run from the repository; nothing to package)
+	$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
+	$(BIN)/python -m pip install --quiet -c requirements.lock -r $(VENV)/requirements.txt
 	touch $(STAMP)
 
 setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, NVIDIA GPU)
@@ -42,6 +45,9 @@ format: setup
 REF ?= main
 report: setup  ## Markdown report of metrics, params and figures against a git ref: make report REF=main
 	python -m src.report --ref $(REF)
+
+bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="resnet simple_cnn"
+	python benchmarks/train_speed.py $(if $(MODELS),--models $(MODELS))
 
 bench-prepare: setup  ## time and peak memory of the prepare stage on the downloaded tarball
 	python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz

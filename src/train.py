@@ -183,6 +183,62 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def compile_model(config: ModelParams, train_cfg: TrainParams):  # type: ignore[no-untyped-def]
+    """Build a model from the registry and compile it with its recipe (under the distribution strategy)."""
+    import keras
+
+    strategy = _strategy(train_cfg)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
+        model.compile(
+            optimizer=_optimizer(config),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+            jit_compile=train_cfg.jit_compile,
+            steps_per_execution=train_cfg.steps_per_execution,
+        )
+    return model
+
+
+def fit(  # type: ignore[no-untyped-def]
+    model,
+    config: ModelParams,
+    train_cfg: TrainParams,
+    train_data: tuple[np.ndarray, np.ndarray],
+    val_data: tuple[np.ndarray, np.ndarray],
+    seed: int,
+    callbacks: list,  # type: ignore[type-arg]
+    verbose: int = 0,
+    epochs: int | None = None,
+):
+    """Train on uint8 arrays: a seeded, prefetched in-memory tf.data pipeline on TensorFlow."""
+    import keras
+
+    epochs = config.epochs if epochs is None else epochs
+    if keras.backend.backend() == "tensorflow":
+        train_ds, val_ds = _datasets(
+            *train_data, *val_data, config.batch_size, train_cfg.eval_batch_size, seed
+        )
+        return model.fit(
+            train_ds,
+            validation_data=val_ds,
+            shuffle=False,
+            epochs=epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    return model.fit(
+        *train_data,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        validation_data=val_data,
+        validation_batch_size=train_cfg.eval_batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+
+
 def train(model_id: str, params: Params) -> dict[str, Any]:
     """Train and evaluate one model; write its model file and reports. Returns its metrics."""
     config = model_config(params, model_id)
@@ -198,16 +254,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
     seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
     if train_cfg.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
-    strategy = _strategy(train_cfg)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
-        model.compile(
-            optimizer=_optimizer(config),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-            jit_compile=train_cfg.jit_compile,
-            steps_per_execution=train_cfg.steps_per_execution,
-        )
+    model = compile_model(config, train_cfg)
     if train_cfg.jit_compile and not model.jit_compile:
         log.info("%s: XLA is not available for this model's layers; training without it", model_id)
     out_dir = live_dir(model_id)
@@ -230,30 +277,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
             callbacks.append(_epoch_line_callback(config.epochs))
         verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
         started = time.perf_counter()
-        if keras.backend.backend() == "tensorflow":
-            train_ds, val_ds = _datasets(
-                x_train, y_train, x_val, y_val, config.batch_size, train_cfg.eval_batch_size, params.seed
-            )
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                shuffle=False,
-                epochs=config.epochs,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-        else:
-            model.fit(
-                x_train,
-                y_train,
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                validation_data=(x_val, y_val),
-                validation_batch_size=train_cfg.eval_batch_size,
-                shuffle=True,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
+        fit(model, config, train_cfg, (x_train, y_train), (x_val, y_val), params.seed, callbacks, verbose)
         train_seconds = time.perf_counter() - started
 
         probabilities = model.predict(x_test, batch_size=train_cfg.eval_batch_size, verbose=0)

@@ -1,0 +1,189 @@
+"""Training speed: the study's way of training against the pipeline's trainer, side by side.
+
+    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 10000] [--epochs 3]
+    (or: make bench MODELS="resnet simple_cnn")
+
+For each model, on the same prepared images (data/prepared/train.npz, or synthetic ones if
+the pipeline has not run), with the same architecture, batch size and optimizer:
+
+- baseline: what the study did: float32 arrays scaled to [0, 1] in NumPy, `model.fit` on
+  them with batch 32, validating on a fifth as many images every epoch;
+- pipeline: `src.train.compile_model` + `src.train.fit` with params.yaml's `train` settings
+  (uint8 data, scaling inside the model, in-memory tf.data, steps_per_execution, ...).
+
+Each run is a fresh process (so its peak memory is its own). Reported: steady-state
+training images/s (epochs after the first), first-epoch seconds, peak resident memory, and
+the fraction of the machine's peak FLOP/s reached. Ends with one JSON line per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def forward_flops(model) -> int:  # type: ignore[no-untyped-def]
+    """Multiply-adds x 2 of one image's forward pass through the Conv2D and Dense layers."""
+    flops = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, height, width, out_channels = layer.output.shape
+            kh, kw = layer.kernel_size
+            flops += 2 * height * width * kh * kw * layer.input.shape[-1] * out_channels
+        elif kind == "Dense":
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return int(flops)
+
+
+def peak_flops() -> float:
+    """2 FMA units x 8 float32 lanes x 2 FLOP per core and cycle (AVX2), at the nominal clock."""
+    mhz = 2450.0
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = float(line.split(":")[1])
+                break
+    return (os.cpu_count() or 1) * mhz * 1e6 * 32
+
+
+def _data(images: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from src.data import PREPARED_DIR, load_split
+
+    if (PREPARED_DIR / "train.npz").exists():
+        x, y = load_split("train")
+        source = "prepared CIFAR-10"
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (images, 32, 32, 3), dtype=np.uint8)
+        y = rng.integers(0, 10, images).astype(np.uint8)
+        source = "synthetic"
+    val = max(images // 5, 1)
+    return x[:images], y[:images].astype("int32"), x[-val:], y[-val:].astype("int32"), source
+
+
+def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
+    """One measurement, in this process."""
+    import resource
+    import time
+
+    import keras
+
+    from src.params import load_params
+    from src.train import compile_model, fit, seed_everything
+
+    params = load_params(ROOT / "params.yaml")
+    config = params.models[model_id]
+    x, y, x_val, y_val, source = _data(images)
+    seed_everything(params.seed, op_determinism=not params.train.jit_compile)
+    times: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            times.append(time.perf_counter() - self.start)
+
+    if mode == "baseline":
+        from src.models import build_model
+
+        built = build_model(config.builder, (32, 32, 3), 10, **config.builder_kwargs)
+        # the study's model: the same layers on float input, without the uint8 scaling layer
+        model = keras.Sequential([keras.Input((32, 32, 3)), *built.layers[2:]])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            x.astype("float32") / 255.0,
+            y,
+            batch_size=config.batch_size,
+            epochs=epochs,
+            validation_data=(x_val.astype("float32") / 255.0, y_val),
+            callbacks=[Timer()],
+            verbose=0,
+        )
+    else:
+        model = compile_model(config, params.train)
+        fit(model, config, params.train, (x, y), (x_val, y_val), params.seed, [Timer()], epochs=epochs)
+    steady = sum(times[1:]) / max(len(times) - 1, 1)
+    return {
+        "images_per_s": len(y) / steady,
+        "first_epoch_s": times[0],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_flops_per_image": 3 * forward_flops(model),  # forward + backward ~ 3x forward
+        "data": source,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
+    parser.add_argument("--images", type=int, default=10_000, help="training images per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is reported apart")
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.images, args.epochs)))
+        return
+
+    from src.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    model_ids = args.models or list(params.models)
+    peak = peak_flops()
+    print(
+        f"{os.cpu_count()} cores, peak {peak / 1e9:.0f} GFLOP/s; {args.images:,} images, {args.epochs} epochs"
+    )
+    print(f"train settings: {params.train.model_dump()}")
+    lines = []
+    for model_id in model_ids:
+        runs = {}
+        for mode in ("baseline", "pipeline"):
+            command = [sys.executable, __file__, "--worker", model_id, mode]
+            command += ["--images", str(args.images), "--epochs", str(args.epochs)]
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+            runs[mode] = json.loads(output.stdout.strip().splitlines()[-1])
+        base, pipe = runs["baseline"], runs["pipeline"]
+        ratio = pipe["images_per_s"] / base["images_per_s"]
+        utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
+        print(
+            f"{model_id:15s} baseline {base['images_per_s']:7.0f} img/s "
+            f"(first epoch {base['first_epoch_s']:5.1f} s, {base['peak_rss_mib']:5.0f} MiB) | "
+            f"pipeline {pipe['images_per_s']:7.0f} img/s "
+            f"(first epoch {pipe['first_epoch_s']:5.1f} s, {pipe['peak_rss_mib']:5.0f} MiB) | x{ratio:.2f}, "
+            f"{utilisation:.1%} of peak FLOP/s [{pipe['data']} data]",
+            flush=True,
+        )
+        lines.append(
+            {
+                "model": model_id,
+                "baseline_images_per_s": round(base["images_per_s"], 1),
+                "pipeline_images_per_s": round(pipe["images_per_s"], 1),
+                "ratio": round(ratio, 2),
+                "baseline_first_epoch_s": round(base["first_epoch_s"], 1),
+                "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
+                "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
+                "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
+                "peak_flops_fraction": round(utilisation, 4),
+            }
+        )
+    for line in lines:
+        print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
