@@ -71,10 +71,14 @@ def seed_everything(seed: int, op_determinism: bool = True) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-    if op_determinism and keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config  # no public switch back off
 
-        tf.config.experimental.enable_op_determinism()
+        if op_determinism:
+            tf.config.experimental.enable_op_determinism()
+        else:  # the setting is process-wide: undo an earlier call in this process
+            tf_config.disable_op_determinism()
 
 
 def _strategy(train: TrainParams):  # type: ignore[no-untyped-def]
@@ -302,6 +306,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "model_id": model_id,
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
+        "xla": bool(model.jit_compile),
         "environment": environment(),
     }
     _write_json(out_dir / "run.json", run)

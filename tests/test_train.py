@@ -52,6 +52,7 @@ def test_same_inputs_give_identical_metrics_and_weights(
     params_dict["train"]["jit_compile"] = jit_compile
     write_params(in_prepared_project, params_dict)
     train(model_id, load_params())
+    assert json.loads((live_dir(model_id) / "run.json").read_text())["xla"] is jit_compile
     first_metrics = (live_dir(model_id) / "metrics.json").read_bytes()
     first_weights = _weights(model_id)
     train(model_id, load_params())
