@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -9,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +135,32 @@ def test_push_and_pull_through_the_default_remote(repo: Path, tmp_path: Path) ->
     assert (clone / "models" / "resnet.keras").is_file()
     assert "Data and pipelines are up to date." in _run(clone, "dvc", "repro")
     assert (clone / "data" / "prepared" / "train.npz").is_file()
+
+
+def test_queued_sweep_runs_and_the_winner_is_kept(repo: Path) -> None:
+    for rate in ("0.1", "0.4"):
+        _run(repo, "dvc", "exp", "run", "--queue", "-S", f"models.mlp_l2.dropout={rate}")
+    _run(repo, "dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    while "Queued" in (status := _run(repo, "dvc", "queue", "status")) or "Running" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    table = _run(repo, "dvc", "exp", "show", "--csv")
+    header, *rows = list(csv.reader(io.StringIO(table)))
+    assert "models.mlp_l2.dropout" in header and "mlp_l2.accuracy" in header
+    experiments = {row[header.index("models.mlp_l2.dropout")]: row[0] for row in rows if row[0]}
+    assert {"0.1", "0.4"} <= set(experiments)
+
+    _run(repo, "dvc", "exp", "branch", experiments["0.4"], "dropout-0.4")
+    assert "dropout: 0.4" in _run(repo, "git", "show", "dropout-0.4:params.yaml")
+    _run(repo, "dvc", "exp", "apply", experiments["0.1"])
+    assert "dropout: 0.1" in (repo / "params.yaml").read_text()
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert metrics["mlp_l2"]["epochs"] == 1
+    _run(repo, "git", "checkout", "--", ".")  # back to the committed state for the next tests
+    _run(repo, "dvc", "checkout")
 
 
 def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict, tiny_tarball: Path) -> None:
