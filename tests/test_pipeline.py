@@ -118,6 +118,7 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
     )
     assert "simple_cnn.accuracy" in rows or "simple_cnn.f1" in rows
     assert not any(key.startswith("resnet.") for key in rows)  # unchanged models stay out of the diff
+    assert not any("train_seconds" in key for key in rows)  # timings are noise in a review
     params = [line for line in report.splitlines() if line.startswith("| params.yaml")]
     assert len(params) == 1 and "models.simple_cnn.epochs" in params[0] and "| 2 " in params[0]
     assert "(figures/learning_curves/simple_cnn.png)" in report
