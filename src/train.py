@@ -2,15 +2,18 @@
 
 `python -m src.train <id>` builds the model from the registry in src/models.py, trains it
 with that model's recipe on the prepared train split (validating on the val split every
-epoch, logged with DVCLive), and writes, each file under a temporary name then renamed:
+epoch, logged with DVCLive), and writes:
 
-- `models/<id>.keras`: the trained model (it takes raw uint8 images);
+- `models/<id>.keras`: the trained model (it takes raw uint8 images), saved under a
+  temporary name and renamed, so it is never half-written;
 - `reports/train/<id>/`: DVCLive's per-epoch curves, `metrics.json` with the test scores
-  and parameter counts, the test confusion matrix, and `run.json` with the training time
-  and the environment (library versions, CPU/GPU) the run used.
+  and parameter counts, the test confusion matrix, and `run.json` (written last, atomically)
+  with the training time and the environment (library versions, CPU/GPU) the run used.
+  DVCLive writes as training goes; DVC records the stage only once it has finished, and
+  reruns it from scratch after an interruption.
 
-Everything is seeded from params.yaml and TensorFlow's op determinism is on, so the same
-code, params and data give the same weights and scores on a CPU.
+Everything is seeded from params.yaml and, unless `train.jit_compile` is on, TensorFlow's op
+determinism too, so the same code, params and data give the same weights and scores on a CPU.
 """
 
 from __future__ import annotations
