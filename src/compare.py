@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from src.cli import StageError, run_stage
+from src.files import atomic_write, write_json, write_text
 from src.params import Params, load_params
 from src.train import live_dir
 
@@ -106,23 +104,6 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     )
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) for a temporary file beside `path`, then rename it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text))
-
-
 def _integer_epochs(axes) -> None:  # type: ignore[no-untyped-def]
     from matplotlib.ticker import MaxNLocator
 
@@ -132,7 +113,7 @@ def _integer_epochs(axes) -> None:  # type: ignore[no-untyped-def]
 def _save_figure(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
-    _atomic(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
     plt.close(figure)
 
 
@@ -197,10 +178,10 @@ def compare(params: Params) -> pd.DataFrame:
     matplotlib.use("Agg")
     metrics, timings = collect(params)
     table = comparison_table(params, metrics)
-    _write_text(REPORTS / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_text(REPORTS / "timings.json", json.dumps(timings, indent=2) + "\n")
-    _write_text(REPORTS / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
-    _write_text(REPORTS / "comparison.md", comparison_markdown(table))
+    write_json(REPORTS / "metrics.json", metrics)
+    write_json(REPORTS / "timings.json", timings)
+    write_text(REPORTS / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    write_text(REPORTS / "comparison.md", comparison_markdown(table))
     plot_metrics(table, FIGURES / "metrics_comparison.png")
     plot_validation_accuracy(params, FIGURES / "val_accuracy.png")
     for model_id, config in params.models.items():

@@ -10,11 +10,8 @@ under a temporary name first and then renamed, so a stage that dies leaves no to
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tarfile
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -24,6 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from src.cli import run_stage
 from src.data import CLASSES, PREPARED_DIR, DataError
+from src.files import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
@@ -125,22 +123,10 @@ def split(
     return {name: _stratified_cap(*xy, max_images_per_split, seed) for name, xy in splits.items()}
 
 
-def _atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> None:
     """Write each split as `<out_dir>/<split>.npz` (arrays x and y), atomically."""
     for name, (x, y) in splits.items():
-        _atomic_write(out_dir / f"{name}.npz", lambda f, x=x, y=y: np.savez(f, x=x, y=y))
+        atomic_write(out_dir / f"{name}.npz", lambda tmp, x=x, y=y: np.savez(tmp, x=x, y=y))
 
 
 def data_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, object]:
@@ -172,8 +158,7 @@ def main() -> None:
     data = read_tarball(TARBALL, params.data.images_per_batch)
     splits = split(data, params.prepare.val_size, params.seed, params.prepare.max_images_per_split)
     save_splits(splits, PREPARED_DIR)
-    stats = data_stats(splits)
-    _atomic_write(STATS_FILE, lambda f: f.write((json.dumps(stats, indent=2) + "\n").encode()))
+    write_json(STATS_FILE, data_stats(splits))
     sizes = ", ".join(f"{name} {len(y):,}" for name, (_, y) in splits.items())
     log.info("prepared %s in %.1f s -> %s", sizes, time.monotonic() - started, PREPARED_DIR)
 

@@ -19,7 +19,6 @@ determinism too, so the same code, params and data give the same weights and sco
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -33,6 +32,7 @@ import numpy as np
 
 from src.cli import StageError, run_stage
 from src.data import CLASSES, IMAGE_SHAPE, load_split
+from src.files import atomic_write, write_json
 from src.models import build_model
 from src.params import ModelParams, Params, TrainParams, load_params
 
@@ -184,12 +184,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def compile_model(config: ModelParams, train_cfg: TrainParams):  # type: ignore[no-untyped-def]
     """Build a model from the registry and compile it with its recipe (under the distribution strategy)."""
     import keras
@@ -301,10 +295,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         names = np.asarray(CLASSES)
         live.log_sklearn_plot("confusion_matrix", names[y_test], names[y_pred], name="confusion_matrix.json")
 
-        MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        tmp_model = model_path(model_id).with_name(f".{model_id}.tmp.keras")
-        model.save(tmp_model)
-        os.replace(tmp_model, model_path(model_id))
+        atomic_write(model_path(model_id), model.save)
     run = {
         "model_id": model_id,
         "train_seconds": round(train_seconds, 2),
@@ -312,7 +303,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "xla": bool(model.jit_compile),
         "environment": environment(),
     }
-    _write_json(out_dir / "run.json", run)
+    write_json(out_dir / "run.json", run)
     log.info(
         "%s: test accuracy %.4f, macro F1 %.4f, %.0f s of training",
         model_id,

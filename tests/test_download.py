@@ -61,8 +61,8 @@ def server() -> Iterator[tuple[str, Behaviour]]:
                 body, behaviour.drop_after = body[: behaviour.drop_after], None
             if behaviour.always_drop_after is not None:
                 body = body[: behaviour.always_drop_after]
+            behaviour.bytes_sent += len(body)  # counted before sending: the client may finish first
             self.wfile.write(body)
-            behaviour.bytes_sent += len(body)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
