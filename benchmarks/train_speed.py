@@ -75,9 +75,9 @@ def _data(images: int):  # type: ignore[no-untyped-def]
 def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
     """One measurement, in this process."""
     import resource
-    import time
 
     import keras
+    from epoch_time import epoch_timer  # the sibling script's timer
 
     from src.params import load_params
     from src.train import compile_model, fit, seed_everything
@@ -86,14 +86,7 @@ def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
     config = params.models[model_id]
     x, y, x_val, y_val, source = _data(images)
     seed_everything(params.seed, op_determinism=not params.train.jit_compile)
-    times: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            times.append(time.perf_counter() - self.start)
+    timer = epoch_timer(keras)
 
     if mode == "baseline":
         from src.models import build_model
@@ -112,12 +105,13 @@ def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
             batch_size=config.batch_size,
             epochs=epochs,
             validation_data=(x_val.astype("float32") / 255.0, y_val),
-            callbacks=[Timer()],
+            callbacks=[timer],
             verbose=0,
         )
     else:
         model = compile_model(config, params.train)
-        fit(model, config, params.train, (x, y), (x_val, y_val), params.seed, [Timer()], epochs=epochs)
+        fit(model, config, params.train, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
+    times = timer.times
     steady = sum(times[1:]) / max(len(times) - 1, 1)
     return {
         "images_per_s": len(y) / steady,

@@ -31,9 +31,13 @@ PROJECT_FILES = [
 ]
 
 
+def _env() -> dict[str, str]:
+    """The environment with this interpreter's `python` and `dvc` first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def _run(repo: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=repo, env=_env(), capture_output=True, text=True)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
     return output
@@ -168,8 +172,9 @@ def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict
     params = tiny_params(project_params, tiny_tarball)
     params["data"]["url"] = "http://127.0.0.1:9/cifar-10-binary.tar.gz"  # nothing listens on port 9
     write_params(repo, params)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["dvc", "repro", "download"], cwd=repo, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        ["dvc", "repro", "download"], cwd=repo, env=_env(), capture_output=True, text=True
+    )
     assert result.returncode != 0
     assert "error: cannot connect" in result.stderr and "data.url" in result.stderr
     assert (repo / "reports" / "metrics.json").is_file()  # nothing of the previous run was lost
@@ -182,9 +187,8 @@ def test_interrupted_training_leaves_nothing_half_written(
     params["models"]["simple_cnn"]["epochs"] = 200  # long enough to be interrupted midway
     write_params(repo, params)
     lock_before = (repo / "dvc.lock").read_text()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
-        ["dvc", "repro", "train@simple_cnn"], cwd=repo, env=env, text=True,
+        ["dvc", "repro", "train@simple_cnn"], cwd=repo, env=_env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None
