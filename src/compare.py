@@ -89,7 +89,8 @@ def comparison_table(params: Params, metrics: dict[str, dict[str, Any]]) -> pd.D
     return pd.DataFrame(rows, columns=["id", "model", *METRIC_KEYS])
 
 
-def _markdown(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
+    """The study's table: display names, the four scores, parameters."""
     shown = table[["model", *SCORES, "param_count"]].rename(columns={"param_count": "parameters"})
     return shown.to_markdown(index=False, floatfmt=".4f", intfmt=",")
 
@@ -98,9 +99,9 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     return (
         "# Model comparison (test set)\n\n"
         "Accuracy and macro-averaged precision, recall and F1 on the 10,000 test images.\n\n"
-        f"{_markdown(table)}\n\n"
+        f"{markdown_table(table)}\n\n"
         "## Reference: the original study (official CIFAR-10)\n\n"
-        f"{_markdown(REFERENCE)}\n"
+        f"{markdown_table(REFERENCE)}\n"
     )
 
 
@@ -186,7 +187,7 @@ def compare(params: Params) -> pd.DataFrame:
     plot_validation_accuracy(params, FIGURES / "val_accuracy.png")
     for model_id, config in params.models.items():
         plot_learning_curves(model_id, config.display_name, FIGURES / "learning_curves" / f"{model_id}.png")
-    log.info("%s", _markdown(table))
+    log.info("%s", markdown_table(table))
     return table
 
 

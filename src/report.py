@@ -14,7 +14,11 @@ import argparse
 import subprocess
 from pathlib import Path
 
+import pandas as pd
+
 from src.cli import StageError, run_stage
+from src.compare import markdown_table
+from src.files import write_text
 
 REPORT = Path("reports/pr_report.md")
 FIGURES = Path("reports/figures")
@@ -42,7 +46,7 @@ def build_report(ref: str) -> str:
     # scores and dataset facts; training times vary run to run and would only add noise here
     metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", *METRIC_FILES)
     params = _run("dvc", "params", "diff", ref, "--md")
-    comparison = Path("reports/comparison.md")
+    comparison = Path("reports/comparison.csv")
     sections = [
         f"# Results against `{ref}`",
         "## Metrics (test set, per model)",
@@ -51,8 +55,7 @@ def build_report(ref: str) -> str:
         params or "_No parameter changed._",
     ]
     if comparison.exists():
-        table = comparison.read_text().split("\n## ")[0].split("\n", 1)[1].strip()
-        sections += ["## Comparison in this branch", table]
+        sections += ["## Comparison in this branch", markdown_table(pd.read_csv(comparison))]
     figures = changed_figures(ref)
     sections.append("## Changed figures")
     if figures:
@@ -70,8 +73,7 @@ def main() -> None:
     parser.add_argument("--ref", default="main", help="git ref to compare the workspace against")
     args = parser.parse_args()
     text = build_report(args.ref)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(text)
+    write_text(REPORT, text)
     print(text, end="")
 
 
