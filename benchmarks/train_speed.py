@@ -1,7 +1,7 @@
 """Training speed: the study's way of training against the pipeline's trainer, side by side.
 
-    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 10000] [--epochs 3]
-    (or: make bench MODELS="resnet simple_cnn")
+    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 10000] [--epochs 4] [--levers]
+    (or: make bench MODELS="resnet simple_cnn"; make bench-levers)
 
 For each model, on the same prepared images (data/prepared/train.npz, or synthetic ones if
 the pipeline has not run), with the same architecture, batch size and optimizer:
@@ -9,11 +9,17 @@ the pipeline has not run), with the same architecture, batch size and optimizer:
 - baseline: what the study did: float32 arrays scaled to [0, 1] in NumPy, `model.fit` on
   them with batch 32, validating on a fifth as many images every epoch;
 - pipeline: `src.train.compile_model` + `src.train.fit` with params.yaml's `train` settings
-  (uint8 data, scaling inside the model, in-memory tf.data, steps_per_execution, ...).
+  (uint8 data, scaling inside the model, in-memory tf.data, steps_per_execution, oneDNN
+  kernels, fused Adam), exactly as the train stage runs them.
 
-Each run is a fresh process (so its peak memory is its own). Reported: steady-state
-training images/s (epochs after the first), first-epoch seconds, peak resident memory, and
-the fraction of the machine's peak FLOP/s reached. Ends with one JSON line per model.
+With --levers, the pipeline also runs once per lever with that one lever switched (oneDNN
+off, plain Keras Adam, steps_per_execution 1, XLA on), so the output shows what each buys.
+
+Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own).
+Images/s count training images over whole epochs (validation included, as a user waits for
+it); reported: the median of the epochs after the first, the first epoch's seconds, peak
+resident memory, and the fraction of the machine's peak FLOP/s reached. Ends with one JSON
+line per model.
 """
 
 from __future__ import annotations
@@ -72,23 +78,42 @@ def _data(images: int):  # type: ignore[no-untyped-def]
     return x[:images], y[:images].astype("int32"), x[-val:], y[-val:].astype("int32"), source
 
 
-def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
-    """One measurement, in this process."""
+# name -> train settings changed from params.yaml's, each one lever away from the pipeline
+LEVERS: dict[str, dict[str, object]] = {
+    "without oneDNN": {"onednn": False},
+    "plain Keras Adam": {"fused_optimizer": False},
+    "steps_per_execution 1": {"steps_per_execution": 1},
+    "with XLA": {"jit_compile": True},
+}
+
+
+def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
+    """One measurement, in this fresh process."""
     import resource
+    import statistics
+
+    from src.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    config = params.models[model_id]
+    train_cfg = params.train.model_copy(update=LEVERS.get(variant, {}))
+    if variant == "baseline":
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
+    else:
+        from src.train import configure_tensorflow
+
+        configure_tensorflow(train_cfg)  # before TensorFlow is imported, as the train stage does
 
     import keras
     from epoch_time import epoch_timer  # the sibling script's timer
 
-    from src.params import load_params
     from src.train import compile_model, fit, seed_everything
 
-    params = load_params(ROOT / "params.yaml")
-    config = params.models[model_id]
     x, y, x_val, y_val, source = _data(images)
-    seed_everything(params.seed, op_determinism=not params.train.jit_compile)
+    seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
     timer = epoch_timer(keras)
 
-    if mode == "baseline":
+    if variant == "baseline":
         from src.models import build_model
 
         built = build_model(config.builder, (32, 32, 3), 10, **config.builder_kwargs)
@@ -109,12 +134,11 @@ def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
             verbose=0,
         )
     else:
-        model = compile_model(config, params.train)
-        fit(model, config, params.train, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
+        model = compile_model(config, train_cfg)
+        fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
     times = timer.times
-    steady = sum(times[1:]) / max(len(times) - 1, 1)
     return {
-        "images_per_s": len(y) / steady,
+        "images_per_s": len(y) / statistics.median(times[1:] or times),
         "first_epoch_s": times[0],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_flops_per_image": 3 * forward_flops(model),  # forward + backward ~ 3x forward
@@ -122,13 +146,28 @@ def worker(model_id: str, mode: str, images: int, epochs: int) -> dict:
     }
 
 
+def _measure(model_id: str, variant: str, images: int, epochs: int) -> dict:
+    command = [sys.executable, __file__, "--worker", model_id, variant]
+    command += ["--images", str(images), "--epochs", str(epochs)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if output.returncode:
+        raise SystemExit(f"{model_id} {variant} failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
     parser.add_argument("--images", type=int, default=10_000, help="training images per epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is reported apart")
-    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is reported apart")
+    parser.add_argument(
+        "--levers", action="store_true", help="also run the pipeline with each lever switched"
+    )
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
     if args.worker:
         print(json.dumps(worker(*args.worker, args.images, args.epochs)))
         return
@@ -137,21 +176,18 @@ def main() -> None:
 
     params = load_params(ROOT / "params.yaml")
     model_ids = args.models or list(params.models)
+    unknown = sorted(set(model_ids) - set(params.models))
+    if unknown:
+        parser.error(f"unknown model ids {unknown}; params.yaml has {sorted(params.models)}")
     peak = peak_flops()
     print(
         f"{os.cpu_count()} cores, peak {peak / 1e9:.0f} GFLOP/s; {args.images:,} images, {args.epochs} epochs"
     )
-    print(f"train settings: {params.train.model_dump()}")
+    print(f"pipeline train settings: {params.train.model_dump()}")
     lines = []
     for model_id in model_ids:
-        runs = {}
-        for mode in ("baseline", "pipeline"):
-            command = [sys.executable, __file__, "--worker", model_id, mode]
-            command += ["--images", str(args.images), "--epochs", str(args.epochs)]
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-            runs[mode] = json.loads(output.stdout.strip().splitlines()[-1])
-        base, pipe = runs["baseline"], runs["pipeline"]
+        base = _measure(model_id, "baseline", args.images, args.epochs)
+        pipe = _measure(model_id, "pipeline", args.images, args.epochs)
         ratio = pipe["images_per_s"] / base["images_per_s"]
         utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
         print(
@@ -162,19 +198,25 @@ def main() -> None:
             f"{utilisation:.1%} of peak FLOP/s [{pipe['data']} data]",
             flush=True,
         )
-        lines.append(
-            {
-                "model": model_id,
-                "baseline_images_per_s": round(base["images_per_s"], 1),
-                "pipeline_images_per_s": round(pipe["images_per_s"], 1),
-                "ratio": round(ratio, 2),
-                "baseline_first_epoch_s": round(base["first_epoch_s"], 1),
-                "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
-                "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
-                "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
-                "peak_flops_fraction": round(utilisation, 4),
-            }
-        )
+        line = {
+            "model": model_id,
+            "baseline_images_per_s": round(base["images_per_s"], 1),
+            "pipeline_images_per_s": round(pipe["images_per_s"], 1),
+            "ratio": round(ratio, 2),
+            "baseline_first_epoch_s": round(base["first_epoch_s"], 1),
+            "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
+            "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
+            "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
+            "peak_flops_fraction": round(utilisation, 4),
+        }
+        if args.levers:
+            line["levers_images_per_s"] = {}
+            for lever in LEVERS:
+                speed = _measure(model_id, lever, args.images, args.epochs)["images_per_s"]
+                line["levers_images_per_s"][lever] = round(speed, 1)
+                gain = pipe["images_per_s"] / speed
+                print(f"{'':15s} {lever:24s} {speed:7.0f} img/s (pipeline / this: x{gain:.2f})", flush=True)
+        lines.append(line)
     for line in lines:
         print(json.dumps(line))
 

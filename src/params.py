@@ -59,9 +59,11 @@ class PrepareParams(_Strict):
 class TrainParams(_Strict):
     strategy: Literal["auto", "default", "mirrored"] = "auto"
     mixed_precision: bool = False
-    jit_compile: bool = True
-    steps_per_execution: PositiveInt = 1
+    jit_compile: bool = False
+    steps_per_execution: PositiveInt = 25
     eval_batch_size: PositiveInt = 500
+    onednn: bool = True
+    fused_optimizer: bool = True
 
 
 class ModelParams(_Strict):

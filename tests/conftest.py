@@ -20,6 +20,9 @@ VAL_SIZE = 50
 # Keep TensorFlow's start-up chatter out of test logs, and DVC off the network.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# In-process tests import TensorFlow once; give it the kernels the train stage picks by default
+# (params.yaml's train.onednn), before any test module imports it.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 @pytest.fixture(scope="session")
