@@ -76,6 +76,7 @@ def collect(params: Params) -> tuple[dict[str, dict[str, Any]], dict[str, dict[s
         timings[model_id] = {
             "train_seconds": run["train_seconds"],
             "train_images_per_second": run["train_images_per_second"],
+            "peak_rss_mib": run.get("peak_rss_mib"),  # absent in runs recorded before it was
             "device": run["environment"]["device"],
         }
     return metrics, timings

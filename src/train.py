@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import platform
+import resource
 import sys
 import time
 from importlib import metadata
@@ -222,6 +223,12 @@ def environment() -> dict[str, Any]:
     }
 
 
+def peak_rss_mib() -> int:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))  # bytes on macOS, KiB elsewhere
+
+
 def _count(weights: list) -> int:  # type: ignore[type-arg]
     return int(sum(np.prod(w.shape) for w in weights))
 
@@ -357,6 +364,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "model_id": model_id,
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
+        "peak_rss_mib": peak_rss_mib(),
         "xla": bool(model.jit_compile),
         "onednn": keras.backend.backend() == "tensorflow" and onednn_enabled(),
         "fused_optimizer": bool(

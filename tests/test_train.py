@@ -103,3 +103,50 @@ def test_scores_are_macro_averaged() -> None:
     # only classes 0 and 1 occur; the other eight count as 0 in the macro mean (zero_division=0)
     assert result["precision"] == pytest.approx((1.0 + 0.5) / 10, abs=1e-6)
     assert result["recall"] == pytest.approx((2 / 3 + 1.0) / 10, abs=1e-6)
+
+
+def test_run_records_the_speed_settings(in_prepared_project: Path) -> None:
+    train("mlp_l2", load_params())
+    run = json.loads((live_dir("mlp_l2") / "run.json").read_text())
+    # conftest gives TensorFlow the oneDNN kernels, as params.yaml's train.onednn does for the stage
+    assert run["onednn"] is True and run["fused_optimizer"] is True and run["xla"] is False
+    assert 100 < run["peak_rss_mib"] < 8192
+
+
+def test_fused_adam_follows_keras_adam() -> None:
+    """The fused kernel applies Keras's Adam rule: same weights after a few steps, up to rounding."""
+    from src.params import ModelParams, TrainParams
+    from src.train import _optimizer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 20)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    config = ModelParams(builder="mlp_l2", epochs=1, batch_size=16, optimizer="adam", learning_rate=0.01)
+    weights = []
+    for fused in (True, False):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(3)])
+        optimizer = _optimizer(config, TrainParams(fused_optimizer=fused))
+        assert (getattr(optimizer.update_step, "__func__", None) is not None) is fused
+        model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for fused_w, keras_w in zip(*weights, strict=True):
+        np.testing.assert_allclose(fused_w, keras_w, rtol=1e-4, atol=1e-6)
+        assert np.abs(fused_w).sum() > 0
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_train_onednn_picks_tensorflows_kernels(onednn: bool) -> None:
+    """train.onednn reaches TensorFlow, which reads it once at import: set before that, in a fresh process."""
+    code = (
+        "from src.params import TrainParams\n"
+        "from src.train import configure_tensorflow, onednn_enabled\n"
+        f"configure_tensorflow(TrainParams(onednn={onednn}))\n"
+        "import tensorflow\n"
+        "print(onednn_enabled())\n"
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0" if onednn else "1"  # the param wins over the environment
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip().splitlines()[-1] == str(onednn)
