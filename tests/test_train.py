@@ -116,18 +116,20 @@ def test_run_records_the_speed_settings(in_prepared_project: Path) -> None:
 def test_fused_adam_follows_keras_adam() -> None:
     """The fused kernel applies Keras's Adam rule: same weights after a few steps, up to rounding."""
     from src.params import ModelParams, TrainParams
-    from src.train import _optimizer
+    from src.train import _fused_adam_step, _optimizer
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 20)).astype("float32")
     y = rng.integers(0, 3, 64)
-    config = ModelParams(builder="mlp_l2", epochs=1, batch_size=16, optimizer="adam", learning_rate=0.01)
+    config = ModelParams(
+        builder="mlp_l2", display_name="MLP", epochs=1, batch_size=16, optimizer="adam", learning_rate=0.01
+    )
     weights = []
     for fused in (True, False):
         keras.utils.set_random_seed(1)
         model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(3)])
         optimizer = _optimizer(config, TrainParams(fused_optimizer=fused))
-        assert (getattr(optimizer.update_step, "__func__", None) is not None) is fused
+        assert (optimizer.update_step.__func__ is _fused_adam_step) is fused
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
         weights.append(model.get_weights())
