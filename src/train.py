@@ -23,7 +23,9 @@ import logging
 import os
 import platform
 import resource
+import signal
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -337,13 +339,14 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
     )
     with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params({"model_id": model_id, **config.model_dump()})
-        callbacks = [_dvclive_callback(live)]
-        if not interactive:
-            callbacks.append(_epoch_line_callback(config.epochs))
-        verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
-        started = time.perf_counter()
-        fit(model, config, train_cfg, (x_train, y_train), (x_val, y_val), params.seed, callbacks, verbose)
-        train_seconds = time.perf_counter() - started
+        with _ctrl_c_recorded() as ctrl_c:
+            callbacks = [_stop_on_ctrl_c(ctrl_c), _dvclive_callback(live)]
+            if not interactive:
+                callbacks.append(_epoch_line_callback(config.epochs))
+            verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
+            started = time.perf_counter()
+            fit(model, config, train_cfg, (x_train, y_train), (x_val, y_val), params.seed, callbacks, verbose)
+            train_seconds = time.perf_counter() - started
 
         probabilities = model.predict(x_test, batch_size=train_cfg.eval_batch_size, verbose=0)
         y_pred = np.argmax(probabilities, axis=1)
@@ -384,6 +387,42 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         train_seconds,
     )
     return metrics
+
+
+@contextlib.contextmanager
+def _ctrl_c_recorded():  # type: ignore[no-untyped-def]
+    """Record Ctrl-C while training, besides raising KeyboardInterrupt as usual.
+
+    Under load, a KeyboardInterrupt raised while TensorFlow's C++ code runs can be swallowed
+    there, and training went on; the record lets a callback raise it again at the next batch.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_on_ctrl_c(received: list[int]):  # type: ignore[no-untyped-def]
+    import keras
+
+    class StopOnCtrlC(keras.callbacks.Callback):
+        def _check(self, *args: object, **kwargs: object) -> None:
+            if received:
+                raise KeyboardInterrupt
+
+        on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+    return StopOnCtrlC()
 
 
 def _epoch_line_callback(epochs: int):  # type: ignore[no-untyped-def]

@@ -152,3 +152,20 @@ def test_train_onednn_picks_tensorflows_kernels(onednn: bool) -> None:
     env["TF_ENABLE_ONEDNN_OPTS"] = "0" if onednn else "1"  # the param wins over the environment
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.strip().splitlines()[-1] == str(onednn)
+
+
+def test_ctrl_c_swallowed_during_a_step_still_stops_training() -> None:
+    import contextlib
+    import signal
+
+    from src.train import _ctrl_c_recorded, _stop_on_ctrl_c
+
+    before = signal.getsignal(signal.SIGINT)
+    with _ctrl_c_recorded() as received:
+        callback = _stop_on_ctrl_c(received)
+        callback.on_train_batch_end(0)  # nothing received: training goes on
+        with contextlib.suppress(KeyboardInterrupt):  # what native code sometimes does with it
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C; the handler runs right away
+        with pytest.raises(KeyboardInterrupt):
+            callback.on_train_batch_end(1)
+    assert signal.getsignal(signal.SIGINT) is before
