@@ -109,9 +109,9 @@ def configure_tensorflow(train_cfg: TrainParams) -> None:
     """Choose TensorFlow's CPU kernels before TensorFlow is imported (it reads the choice once).
 
     TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 or AMX; on
-    AVX2 CPUs they train the conv nets here about twice as fast as the default Eigen kernels
-    (benchmarks/train_speed.py --levers). They round differently from Eigen, so scores move in
-    the last digits, but reruns stay bit-identical.
+    AVX2 CPUs they train these models faster than the default Eigen kernels (1.2x for
+    simple_cnn, up to 2x for the VGG-style net; benchmarks/train_speed.py --levers). They
+    round differently from Eigen, so scores move slightly, but reruns stay bit-identical.
     """
     wanted = "1" if train_cfg.onednn else "0"
     if "tensorflow" in sys.modules:
@@ -132,7 +132,7 @@ def _fused_adam_step(self, gradient, variable, learning_rate):  # type: ignore[n
     """keras.optimizers.Adam's update as TensorFlow's fused kernel: one op per weight, not eight.
 
     The same rule (lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t); m, v moving averages;
-    w -= lr_t * m / (sqrt(v) + eps)), computed in one pass over the weight instead of eight.
+    w -= lr_t * m / (sqrt(v) + eps)); only the rounding order differs.
     """
     import tensorflow as tf
 
@@ -393,8 +393,9 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
 def _ctrl_c_recorded():  # type: ignore[no-untyped-def]
     """Record Ctrl-C while training, besides raising KeyboardInterrupt as usual.
 
-    Under load, a KeyboardInterrupt raised while TensorFlow's C++ code runs can be swallowed
-    there, and training went on; the record lets a callback raise it again at the next batch.
+    Under load we saw training go on after Ctrl-C: a KeyboardInterrupt raised while
+    TensorFlow's native code runs can get lost there. The record lets a callback raise it
+    again at the next batch.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
