@@ -89,7 +89,6 @@ LEVERS: dict[str, dict[str, object]] = {
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     """One measurement, in this fresh process."""
-    import resource
     import statistics
 
     from src.params import load_params
@@ -107,7 +106,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     import keras
     from epoch_time import epoch_timer  # the sibling script's timer
 
-    from src.train import compile_model, fit, seed_everything
+    from src.train import compile_model, fit, peak_rss_mib, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
     seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
@@ -140,7 +139,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     return {
         "images_per_s": len(y) / statistics.median(times[1:] or times),
         "first_epoch_s": times[0],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "train_flops_per_image": 3 * forward_flops(model),  # forward + backward ~ 3x forward
         "data": source,
     }

@@ -156,6 +156,14 @@ def _fused_adam_step(self, gradient, variable, learning_rate):  # type: ignore[n
     )
 
 
+def fuses_adam(config: ModelParams, train_cfg: TrainParams) -> bool:
+    """Whether this model's Adam runs as the fused kernel (TensorFlow backend only)."""
+    import keras
+
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    return train_cfg.fused_optimizer and config.optimizer == "adam" and on_tensorflow
+
+
 def _optimizer(config: ModelParams, train_cfg: TrainParams):  # type: ignore[no-untyped-def]
     import types
 
@@ -167,7 +175,7 @@ def _optimizer(config: ModelParams, train_cfg: TrainParams):  # type: ignore[no-
         "rmsprop": keras.optimizers.RMSprop,
     }
     optimizer = optimizers[config.optimizer](learning_rate=config.learning_rate)
-    if train_cfg.fused_optimizer and config.optimizer == "adam" and keras.backend.backend() == "tensorflow":
+    if fuses_adam(config, train_cfg):
         # bound to this instance, so a saved model still names plain Adam and loads anywhere
         optimizer.update_step = types.MethodType(_fused_adam_step, optimizer)
     return optimizer
@@ -370,12 +378,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "peak_rss_mib": peak_rss_mib(),
         "xla": bool(model.jit_compile),
         "onednn": keras.backend.backend() == "tensorflow" and onednn_enabled(),
-        "fused_optimizer": bool(
-            getattr(
-                getattr(model.optimizer, "inner_optimizer", model.optimizer).update_step, "__func__", None
-            )
-            is _fused_adam_step
-        ),
+        "fused_optimizer": fuses_adam(config, train_cfg),
         "environment": environment(),
     }
     write_json(out_dir / "run.json", run)
