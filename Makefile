@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-gpu repro test test-fast lint format report bench bench-levers bench-prepare bench-epoch
+.PHONY: setup setup-gpu repro test test-fast lint format report bench bench-levers bench-accuracy bench-prepare bench-epoch
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -51,6 +51,9 @@ bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="res
 
 bench-levers: setup  ## as bench, plus the pipeline with each speed lever switched, one at a time
 	python benchmarks/train_speed.py --levers $(if $(MODELS),--models $(MODELS))
+
+bench-accuracy: setup  ## test scores of the study's own way of training beside the train stage's (about an hour)
+	python benchmarks/study_baseline.py $(if $(MODELS),--models $(MODELS))
 
 bench-prepare: setup  ## time and peak memory of the prepare stage on the downloaded tarball
 	python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz

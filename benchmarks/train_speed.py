@@ -104,7 +104,8 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
         configure_tensorflow(train_cfg)  # before TensorFlow is imported, as the train stage does
 
     import keras
-    from epoch_time import epoch_timer  # the sibling script's timer
+    from epoch_time import epoch_timer  # the sibling scripts' timer and study-style trainer
+    from study_baseline import fit_study_style, study_style_model
 
     from src.train import compile_model, fit, peak_rss_mib, seed_everything
 
@@ -113,25 +114,8 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     timer = epoch_timer(keras)
 
     if variant == "baseline":
-        from src.models import build_model
-
-        built = build_model(config.builder, (32, 32, 3), 10, **config.builder_kwargs)
-        # the study's model: the same layers on float input, without the uint8 scaling layer
-        model = keras.Sequential([keras.Input((32, 32, 3)), *built.layers[2:]])
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        model.fit(
-            x.astype("float32") / 255.0,
-            y,
-            batch_size=config.batch_size,
-            epochs=epochs,
-            validation_data=(x_val.astype("float32") / 255.0, y_val),
-            callbacks=[timer],
-            verbose=0,
-        )
+        model = study_style_model(config)
+        fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:
         model = compile_model(config, train_cfg)
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)

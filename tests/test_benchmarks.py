@@ -46,3 +46,52 @@ def test_train_speed_rejects_unknown_models() -> None:
     )
     assert result.returncode == 2
     assert "unknown model ids ['vgg16']" in result.stderr
+
+
+@pytest.mark.slow
+def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_prepared_project) -> None:
+    """Trains simple_cnn the study's way on the tiny prepared data and compares with the stage's scores."""
+    from src import train
+    from src.params import load_params
+
+    train.train("simple_cnn", load_params())  # the train stage's own scores, one epoch
+    out = in_prepared_project / "baseline.json"
+    script = str(ROOT / "benchmarks/study_baseline.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--models",
+            "simple_cnn",
+            "--project",
+            str(in_prepared_project),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line == json.loads(out.read_text())
+    assert line["model"] == "simple_cnn" and line["epochs"] == 1
+    assert 0.0 <= line["accuracy"] <= 1.0 and 0.0 <= line["f1"] <= 1.0
+    stage = json.loads((in_prepared_project / "reports/train/simple_cnn/metrics.json").read_text())["test"]
+    assert line["pipeline_accuracy"] == stage["accuracy"]
+    assert line["accuracy_delta_points"] == pytest.approx(
+        100 * (stage["accuracy"] - line["accuracy"]), abs=0.01
+    )
+    assert "simple_cnn      study-style accuracy" in result.stdout
+
+
+def test_study_baseline_needs_prepared_data(tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    result = subprocess.run(
+        [sys.executable, "benchmarks/study_baseline.py", "--project", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "data/prepared/train.npz not found: run `dvc repro prepare` first" in result.stderr
