@@ -1,6 +1,7 @@
 """Training speed: the study's way of training against the pipeline's trainer, side by side.
 
-    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 10000] [--epochs 4] [--levers]
+    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 6000] [--epochs 3]
+                                     [--rounds 2] [--levers]
     (or: make bench MODELS="resnet simple_cnn"; make bench-levers)
 
 For each model, on the same prepared images (data/prepared/train.npz, or synthetic ones if
@@ -12,14 +13,15 @@ the pipeline has not run), with the same architecture, batch size and optimizer:
   (uint8 data, scaling inside the model, in-memory tf.data, steps_per_execution, oneDNN
   kernels, fused Adam), exactly as the train stage runs them.
 
-With --levers, the pipeline also runs once per lever with that one lever switched (oneDNN
-off, plain Keras Adam, steps_per_execution 1, XLA on), so the output shows what each buys.
+With --levers, the pipeline also runs with each lever switched on its own (oneDNN off, plain
+Keras Adam, steps_per_execution 1, XLA on), so the output shows what each buys.
 
-Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own).
-Images/s count training images over whole epochs (validation included, as a user waits for
-it); reported: the median of the epochs after the first, the first epoch's seconds, peak
-resident memory, and the fraction of the machine's peak FLOP/s reached. Ends with one JSON
-line per model.
+Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own),
+and the variants of a model run in turn, `--rounds` times over, so that a slow spell of a
+shared machine hits them alike. Images/s count training images over whole epochs (validation
+included, as a user waits for it); reported: the median of all rounds' epochs after the
+first, the median first epoch, peak resident memory, and the fraction of the machine's peak
+FLOP/s reached. Ends with one JSON line per model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -89,8 +92,6 @@ LEVERS: dict[str, dict[str, object]] = {
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     """One measurement, in this fresh process."""
-    import statistics
-
     from src.params import load_params
 
     params = load_params(ROOT / "params.yaml")
@@ -119,17 +120,16 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     else:
         model = compile_model(config, train_cfg)
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
-    times = timer.times
     return {
-        "images_per_s": len(y) / statistics.median(times[1:] or times),
-        "first_epoch_s": times[0],
+        "images": len(y),
+        "epoch_seconds": timer.times,
         "peak_rss_mib": peak_rss_mib(),
         "train_flops_per_image": 3 * forward_flops(model),  # forward + backward ~ 3x forward
         "data": source,
     }
 
 
-def _measure(model_id: str, variant: str, images: int, epochs: int) -> dict:
+def _run(model_id: str, variant: str, images: int, epochs: int) -> dict:
     command = [sys.executable, __file__, "--worker", model_id, variant]
     command += ["--images", str(images), "--epochs", str(epochs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -139,11 +139,31 @@ def _measure(model_id: str, variant: str, images: int, epochs: int) -> dict:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
+def _measure(model_id: str, variants: list[str], images: int, epochs: int, rounds: int) -> dict[str, dict]:
+    """Run the variants in turn, `rounds` times over, so that a slow spell of the machine
+    hits them alike; pool each variant's epochs after the first and take their median."""
+    runs: dict[str, list[dict]] = {variant: [] for variant in variants}
+    for _ in range(rounds):
+        for variant in variants:
+            runs[variant].append(_run(model_id, variant, images, epochs))
+    results = {}
+    for variant, done in runs.items():
+        steady = [seconds for run in done for seconds in run["epoch_seconds"][1:]]
+        results[variant] = {
+            **done[0],
+            "images_per_s": done[0]["images"] / statistics.median(steady),
+            "first_epoch_s": statistics.median(run["epoch_seconds"][0] for run in done),
+            "peak_rss_mib": max(run["peak_rss_mib"] for run in done),
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
-    parser.add_argument("--images", type=int, default=10_000, help="training images per epoch")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is reported apart")
+    parser.add_argument("--images", type=int, default=6_000, help="training images per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is reported apart")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, taken in turn")
     parser.add_argument(
         "--levers", action="store_true", help="also run the pipeline with each lever switched"
     )
@@ -151,6 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.worker:
         print(json.dumps(worker(*args.worker, args.images, args.epochs)))
         return
@@ -164,13 +186,15 @@ def main() -> None:
         parser.error(f"unknown model ids {unknown}; params.yaml has {sorted(params.models)}")
     peak = peak_flops()
     print(
-        f"{os.cpu_count()} cores, peak {peak / 1e9:.0f} GFLOP/s; {args.images:,} images, {args.epochs} epochs"
+        f"{os.cpu_count()} cores, peak {peak / 1e9:.0f} GFLOP/s; "
+        f"{args.images:,} images, {args.epochs} epochs, {args.rounds} rounds"
     )
     print(f"pipeline train settings: {params.train.model_dump()}")
     lines = []
     for model_id in model_ids:
-        base = _measure(model_id, "baseline", args.images, args.epochs)
-        pipe = _measure(model_id, "pipeline", args.images, args.epochs)
+        variants = ["baseline", "pipeline", *(LEVERS if args.levers else [])]
+        measured = _measure(model_id, variants, args.images, args.epochs, args.rounds)
+        base, pipe = measured["baseline"], measured["pipeline"]
         ratio = pipe["images_per_s"] / base["images_per_s"]
         utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
         print(
@@ -195,7 +219,7 @@ def main() -> None:
         if args.levers:
             line["levers_images_per_s"] = {}
             for lever in LEVERS:
-                speed = _measure(model_id, lever, args.images, args.epochs)["images_per_s"]
+                speed = measured[lever]["images_per_s"]
                 line["levers_images_per_s"][lever] = round(speed, 1)
                 gain = pipe["images_per_s"] / speed
                 print(f"{'':15s} {lever:24s} {speed:7.0f} img/s (pipeline / this: x{gain:.2f})", flush=True)

@@ -16,7 +16,17 @@ pytest.importorskip("tensorflow")
 @pytest.mark.slow
 def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
     result = subprocess.run(
-        [sys.executable, "benchmarks/train_speed.py", "--models", "mlp_l2", "--images", "96", "--levers"],
+        [
+            sys.executable,
+            "benchmarks/train_speed.py",
+            "--models",
+            "mlp_l2",
+            "--images",
+            "96",
+            "--rounds",
+            "1",
+            "--levers",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -35,6 +45,26 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
         "with XLA",
     }
     assert "mlp_l2          baseline" in result.stdout
+
+
+def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkeypatch) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_speed
+
+    order = []
+    seconds = {"baseline": iter([[9, 2, 4], [7, 3, 1]]), "pipeline": iter([[5, 1, 1], [3, 2, 2]])}
+
+    def fake_run(model_id: str, variant: str, images: int, epochs: int) -> dict:
+        order.append(variant)
+        return {"images": 100, "epoch_seconds": next(seconds[variant]), "peak_rss_mib": len(order)}
+
+    monkeypatch.setattr(train_speed, "_run", fake_run)
+    measured = train_speed._measure("mlp_l2", ["baseline", "pipeline"], 100, 3, rounds=2)
+    assert order == ["baseline", "pipeline", "baseline", "pipeline"]
+    assert measured["baseline"]["images_per_s"] == 100 / 2.5  # median of 2, 4, 3, 1
+    assert measured["pipeline"]["images_per_s"] == 100 / 1.5  # median of 1, 1, 2, 2
+    assert measured["baseline"]["first_epoch_s"] == 8  # median of the first epochs 9 and 7
+    assert measured["pipeline"]["peak_rss_mib"] == 4  # the larger of the two runs
 
 
 def test_train_speed_rejects_unknown_models() -> None:
