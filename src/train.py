@@ -196,7 +196,8 @@ def _datasets(
 
     options = tf.data.Options()
     options.autotune.enabled = False
-    images, labels = tf.constant(x), tf.constant(y.astype(np.int32))
+    with tf.device("/CPU:0"):  # host memory, where tf.data runs, also when a GPU is visible
+        images, labels = tf.constant(x), tf.constant(y.astype(np.int32))
     train = (
         tf.data.Dataset.range(len(y))
         .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
