@@ -63,12 +63,11 @@ def fit_study_style(model, config, train, val, epochs: int, callbacks: list) -> 
 def worker(model_id: str, epochs: int | None) -> dict:
     """Train and test one model study-style, in this fresh process."""
     os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
-    import keras
     import numpy as np
 
     from src.data import load_split
     from src.params import load_params
-    from src.train import peak_rss_mib, scores, seed_everything
+    from src.train import _epoch_line_callback, peak_rss_mib, scores, seed_everything
 
     params = load_params()
     config = params.models[model_id]
@@ -77,13 +76,9 @@ def worker(model_id: str, epochs: int | None) -> dict:
     seed_everything(params.seed)
     model = study_style_model(config)
 
-    class EpochLine(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            values = "  ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items())
-            print(f"{model_id} epoch {epoch + 1}/{epochs}  {values}", file=sys.stderr, flush=True)
-
-    started = time.perf_counter()
-    fit_study_style(model, config, train, val, epochs, [EpochLine()])
+    print(f"{model_id}: training the study's way", file=sys.stderr, flush=True)
+    started = time.perf_counter()  # progress on stderr: stdout carries the result
+    fit_study_style(model, config, train, val, epochs, [_epoch_line_callback(epochs, file=sys.stderr)])
     seconds = time.perf_counter() - started
     probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
     return {

@@ -443,7 +443,7 @@ def _stop_on_ctrl_c(received: list[int]):  # type: ignore[no-untyped-def]
     return StopOnCtrlC()
 
 
-def _epoch_line_callback(epochs: int):  # type: ignore[no-untyped-def]
+def _epoch_line_callback(epochs: int, file: Any = None):  # type: ignore[no-untyped-def]
     """One plain line per epoch for logs (CI, `dvc repro > log`): no progress bar, no control characters."""
     import keras
 
@@ -454,7 +454,7 @@ def _epoch_line_callback(epochs: int):  # type: ignore[no-untyped-def]
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             values = "  ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items())
             seconds = time.perf_counter() - self.started
-            print(f"epoch {epoch + 1}/{epochs}  {values}  ({seconds:.1f} s)", flush=True)
+            print(f"epoch {epoch + 1}/{epochs}  {values}  ({seconds:.1f} s)", file=file, flush=True)
 
     return EpochLine()
 
