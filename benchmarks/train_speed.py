@@ -10,11 +10,13 @@ the pipeline has not run), with the same architecture, batch size and optimizer:
 - baseline: what the study did: float32 arrays scaled to [0, 1] in NumPy, `model.fit` on
   them with batch 32, validating on a fifth as many images every epoch;
 - pipeline: `src.train.compile_model` + `src.train.fit` with params.yaml's `train` settings
-  (uint8 data, scaling inside the model, in-memory tf.data, steps_per_execution, oneDNN
-  kernels, fused Adam), exactly as the train stage runs them.
+  and the model's `cpu_shards` (uint8 data, scaling inside the model, in-memory tf.data,
+  steps_per_execution, oneDNN kernels, fused Adam, batch shards side by side), exactly as
+  the train stage runs them.
 
 With --levers, the pipeline also runs with each lever switched on its own (oneDNN off, plain
-Keras Adam, steps_per_execution 1, XLA on), so the output shows what each buys.
+Keras Adam, steps_per_execution 1, XLA on, batches not split), so the output shows what each
+buys.
 
 Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own),
 and the variants of a model run in turn, `--rounds` times over, so that a slow spell of a
@@ -81,13 +83,20 @@ def _data(images: int):  # type: ignore[no-untyped-def]
     return x[:images], y[:images].astype("int32"), x[-val:], y[-val:].astype("int32"), source
 
 
-# name -> train settings changed from params.yaml's, each one lever away from the pipeline
+# name -> settings changed from params.yaml's, each one lever away from the pipeline
+# (`train` keys, or the model entry's `cpu_shards`)
 LEVERS: dict[str, dict[str, object]] = {
     "without oneDNN": {"onednn": False},
     "plain Keras Adam": {"fused_optimizer": False},
     "steps_per_execution 1": {"steps_per_execution": 1},
     "with XLA": {"jit_compile": True},
+    "batches not split": {"cpu_shards": 1},
 }
+
+
+def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a lever switches something for this model (batches already unsplit stay so)."""
+    return lever.get("cpu_shards", 1) != config.cpu_shards or "cpu_shards" not in lever
 
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
@@ -95,8 +104,9 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     from src.params import load_params
 
     params = load_params(ROOT / "params.yaml")
-    config = params.models[model_id]
-    train_cfg = params.train.model_copy(update=LEVERS.get(variant, {}))
+    lever = LEVERS.get(variant, {})
+    config = params.models[model_id].model_copy(update={k: v for k, v in lever.items() if k == "cpu_shards"})
+    train_cfg = params.train.model_copy(update={k: v for k, v in lever.items() if k != "cpu_shards"})
     if variant == "baseline":
         os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
     else:
@@ -108,8 +118,9 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     from epoch_time import epoch_timer  # the sibling scripts' timer and study-style trainer
     from study_baseline import fit_study_style, study_style_model
 
-    from src.train import compile_model, fit, peak_rss_mib, seed_everything
+    from src.train import compile_model, fit, peak_rss_mib, plain_model, seed_everything, setup_cpu_shards
 
+    shards = 1 if variant == "baseline" else setup_cpu_shards(config, model_id)
     x, y, x_val, y_val, source = _data(images)
     seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
     timer = epoch_timer(keras)
@@ -118,8 +129,9 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
         model = study_style_model(config)
         fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:
-        model = compile_model(config, train_cfg)
+        model = compile_model(config, train_cfg, shards)
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
+        model = plain_model(model)
     return {
         "images": len(y),
         "epoch_seconds": timer.times,
@@ -190,9 +202,13 @@ def main() -> None:
         f"{args.images:,} images, {args.epochs} epochs, {args.rounds} rounds"
     )
     print(f"pipeline train settings: {params.train.model_dump()}")
+    print(f"cpu_shards: { {model_id: params.models[model_id].cpu_shards for model_id in model_ids} }")
     lines = []
     for model_id in model_ids:
-        variants = ["baseline", "pipeline", *(LEVERS if args.levers else [])]
+        levers = [
+            lever for lever in LEVERS if args.levers and _changes(LEVERS[lever], params.models[model_id])
+        ]
+        variants = ["baseline", "pipeline", *levers]
         measured = _measure(model_id, variants, args.images, args.epochs, args.rounds)
         base, pipe = measured["baseline"], measured["pipeline"]
         ratio = pipe["images_per_s"] / base["images_per_s"]
@@ -218,7 +234,7 @@ def main() -> None:
         }
         if args.levers:
             line["levers_images_per_s"] = {}
-            for lever in LEVERS:
+            for lever in levers:
                 speed = measured[lever]["images_per_s"]
                 line["levers_images_per_s"][lever] = round(speed, 1)
                 gain = pipe["images_per_s"] / speed

@@ -32,7 +32,7 @@ PARAMS_FILE = Path("params.yaml")
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # Keys of a models.<id> entry that configure training; every other key goes to the builder.
-RECIPE_KEYS = ("builder", "display_name", "epochs", "batch_size", "optimizer", "learning_rate")
+RECIPE_KEYS = ("builder", "display_name", "epochs", "batch_size", "optimizer", "learning_rate", "cpu_shards")
 
 
 class ParamsError(StageError):
@@ -77,6 +77,7 @@ class ModelParams(_Strict):
     batch_size: PositiveInt = 32
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: PositiveFloat = 0.001
+    cpu_shards: Literal["auto"] | PositiveInt = 1  # batch shards trained side by side (src/shards.py)
 
     @field_validator("learning_rate", mode="before")
     @classmethod

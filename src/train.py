@@ -272,13 +272,62 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def compile_model(config: ModelParams, train_cfg: TrainParams):  # type: ignore[no-untyped-def]
-    """Build a model from the registry and compile it with its recipe (under the distribution strategy)."""
+def setup_cpu_shards(config: ModelParams, model_id: str) -> int:
+    """Resolve the model's `cpu_shards` and size TensorFlow's thread pools for them.
+
+    Call before TensorFlow starts its runtime (before any model or tensor is made); returns
+    how many shards each batch is split into (1: not split). See src/shards.py.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    from src.shards import configure_threads, resolve_shards
+
+    try:
+        shards = resolve_shards(config.cpu_shards, config.batch_size)
+    except ValueError as err:
+        raise StageError(f"models.{model_id}: {err}; lower cpu_shards or set it to auto") from None
+    configure_threads(shards)
+    return shards
+
+
+def plain_model(model):  # type: ignore[no-untyped-def]
+    """The Keras model itself, without the batch shards it may train in."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from src.shards import BatchShards
+
+        if isinstance(model, BatchShards):
+            return model.model
+    return model
+
+
+def compile_model(config: ModelParams, train_cfg: TrainParams, shards: int = 1):  # type: ignore[no-untyped-def]
+    """Build a model from the registry and compile it with its recipe (under the distribution strategy).
+
+    With `shards` > 1 (from `setup_cpu_shards`), the compiled model is the built one wrapped
+    in src.shards.BatchShards; `plain_model` gives back the built one.
+    """
     import keras
 
     strategy = _strategy(train_cfg)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
+        if shards > 1:
+            from src.shards import BatchShards, unshardable_layers
+
+            bad = unshardable_layers(model)
+            if bad and config.cpu_shards != "auto":
+                raise StageError(
+                    f"cpu_shards={config.cpu_shards} cannot split {config.builder!r}'s batches: "
+                    f"{', '.join(bad)} mix the images of a batch; set cpu_shards: 1"
+                )
+            if bad:
+                log.warning("%s: not splitting batches (%s mix the images of a batch)", config.builder, bad)
+            else:
+                model = BatchShards(model, shards)
         model.compile(
             optimizer=_optimizer(config, train_cfg),
             loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -340,24 +389,27 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
     import keras
     from dvclive import Live
 
+    shards = setup_cpu_shards(config, model_id)
     seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
     if train_cfg.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
-    model = compile_model(config, train_cfg)
+    model = compile_model(config, train_cfg, shards)
+    net = plain_model(model)
     if train_cfg.jit_compile and not model.jit_compile:
         log.info("%s: XLA is not available for this model's layers; training without it", model_id)
     out_dir = live_dir(model_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     interactive = sys.stdout.isatty()
     log.info(
-        "training %s (%s, %s parameters) on %s images, validating on %s, %d epochs of batch %d",
+        "training %s (%s, %s parameters) on %s images, validating on %s, %d epochs of batch %d%s",
         model_id,
         config.builder,
-        f"{model.count_params():,}",
+        f"{net.count_params():,}",
         f"{len(y_train):,}",
         f"{len(y_val):,}",
         config.epochs,
         config.batch_size,
+        f" in {shards} shards side by side" if net is not model else "",
     )
     with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params({"model_id": model_id, **config.model_dump()})
@@ -374,9 +426,9 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         y_pred = np.argmax(probabilities, axis=1)
         metrics = {
             **scores(y_test, y_pred),
-            "param_count": int(model.count_params()),
-            "trainable_params": _count(model.trainable_weights),
-            "non_trainable_params": _count(model.non_trainable_weights),
+            "param_count": int(net.count_params()),
+            "trainable_params": _count(net.trainable_weights),
+            "non_trainable_params": _count(net.non_trainable_weights),
             "epochs": config.epochs,
         }
         for key, value in metrics.items():
@@ -384,7 +436,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         names = np.asarray(CLASSES)
         live.log_sklearn_plot("confusion_matrix", names[y_test], names[y_pred], name="confusion_matrix.json")
 
-        atomic_write(model_path(model_id), model.save)
+        atomic_write(model_path(model_id), net.save)
     run = {
         "model_id": model_id,
         "train_seconds": round(train_seconds, 2),
@@ -393,6 +445,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "xla": bool(model.jit_compile),
         "onednn": keras.backend.backend() == "tensorflow" and onednn_enabled(),
         "fused_optimizer": fuses_adam(config, train_cfg),
+        "cpu_shards": shards if net is not model else 1,
         "environment": environment(),
     }
     write_json(out_dir / "run.json", run)

@@ -21,6 +21,7 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
             "benchmarks/train_speed.py",
             "--models",
             "mlp_l2",
+            "simple_cnn",
             "--images",
             "96",
             "--rounds",
@@ -33,8 +34,9 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    line = json.loads(result.stdout.strip().splitlines()[-1])
-    assert line["model"] == "mlp_l2"
+    mlp_line, line = (json.loads(text) for text in result.stdout.strip().splitlines()[-2:])
+    assert mlp_line["model"] == "mlp_l2" and "batches not split" not in mlp_line["levers_images_per_s"]
+    assert line["model"] == "simple_cnn"
     assert line["baseline_images_per_s"] > 0 and line["pipeline_images_per_s"] > 0
     speedup = line["pipeline_images_per_s"] / line["baseline_images_per_s"]
     assert line["ratio"] == pytest.approx(speedup, rel=0.02)
@@ -43,8 +45,9 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
         "plain Keras Adam",
         "steps_per_execution 1",
         "with XLA",
+        "batches not split",  # params.yaml splits simple_cnn's batches
     }
-    assert "mlp_l2          baseline" in result.stdout
+    assert "simple_cnn      baseline" in result.stdout
 
 
 def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkeypatch) -> None:

@@ -81,6 +81,19 @@ def test_builder_argument_of_wrong_type(raw: dict) -> None:
     assert "augment='yes'" in _error(raw)
 
 
+def test_cpu_shards_is_auto_or_a_positive_count(raw: dict) -> None:
+    raw["models"]["resnet"]["cpu_shards"] = "two"
+    raw["models"]["simple_cnn"]["cpu_shards"] = 0
+    message = _error(raw)
+    assert "models.resnet.cpu_shards" in message and "models.simple_cnn.cpu_shards" in message
+    raw["models"]["resnet"]["cpu_shards"] = 3
+    raw["models"]["simple_cnn"]["cpu_shards"] = "auto"
+    params = parse_params(raw)
+    assert (
+        params.models["resnet"].cpu_shards == 3 and "cpu_shards" not in params.models["resnet"].builder_kwargs
+    )
+
+
 def test_bad_sha256_and_url(raw: dict) -> None:
     raw["data"]["sha256"] = "abc"
     raw["data"]["url"] = "ftp://example.org/x.tar.gz"

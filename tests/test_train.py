@@ -41,6 +41,12 @@ def test_train_writes_model_metrics_curves_and_environment(in_prepared_project: 
     assert run["environment"]["device"] in ("CPU", "GPU")
     loaded = keras.saving.load_model(model_path("simple_cnn"))
     assert loaded.count_params() == 167_562
+    assert (
+        loaded.name == "simple_cnn" and "shards" not in type(loaded).__name__
+    )  # saved without its batch shards
+    from src.shards import resolve_shards
+
+    assert run["cpu_shards"] == resolve_shards("auto", load_params().models["simple_cnn"].batch_size)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +116,7 @@ def test_run_records_the_speed_settings(in_prepared_project: Path) -> None:
     run = json.loads((live_dir("mlp_l2") / "run.json").read_text())
     # conftest gives TensorFlow the oneDNN kernels, as params.yaml's train.onednn does for the stage
     assert run["onednn"] is True and run["fused_optimizer"] is True and run["xla"] is False
+    assert run["cpu_shards"] == 1  # params.yaml leaves the MLPs unsplit
     assert 100 < run["peak_rss_mib"] < 8192
 
 

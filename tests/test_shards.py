@@ -1,0 +1,127 @@
+"""Batch shards side by side (src/shards.py): the same computation as the whole batch at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from src.cli import StageError  # noqa: E402
+from src.models import build_model  # noqa: E402
+from src.params import ModelParams, TrainParams  # noqa: E402
+from src.shards import BatchShards, resolve_shards, unshardable_layers  # noqa: E402
+from src.train import compile_model, plain_model  # noqa: E402
+
+SMALL = {
+    "vgg_style": {"filters": [4, 8], "dense_units": 8, "dropout": 0.0},  # BatchNorm after every conv
+    "resnet_cifar": {"depth": 8, "base_filters": 4},  # BatchNorm, skip connections (Add)
+    "simple_cnn": {"dense_units": 8},
+    "mlp_bn": {"units": [16], "dropout": 0.0},
+}
+
+
+@pytest.fixture()
+def float64() -> Iterator[None]:
+    """Compare in float64, where rounding cannot hide a difference in the math."""
+    keras.config.set_floatx("float64")
+    yield
+    keras.config.set_floatx("float32")
+
+
+def _step(model, trained: keras.Model, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
+    """Training-mode outputs, loss gradients and BatchNorm moving statistics after one call."""
+    with tf.GradientTape() as tape:
+        outputs = model(x, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, outputs))
+    gradients = tape.gradient(loss, trained.trainable_weights)
+    return (
+        outputs.numpy(),
+        [g.numpy() for g in gradients],
+        [w.numpy().copy() for w in trained.non_trainable_weights],
+    )
+
+
+@pytest.mark.parametrize("builder", sorted(SMALL))
+@pytest.mark.parametrize(("images", "shards"), [(10, 2), (7, 2), (9, 3), (1, 2)])
+def test_shards_compute_what_the_whole_batch_computes(
+    float64: None, builder: str, images: int, shards: int
+) -> None:
+    """Outputs, gradients (the whole batch's mean loss) and BatchNorm's moving averages (one
+    update from the whole batch's statistics) match; also unequal and empty shards."""
+    keras.utils.set_random_seed(0)
+    model = build_model(builder, (32, 32, 3), 10, **SMALL[builder])
+    sharded = BatchShards(model, shards)
+    rng = np.random.default_rng(images)
+    x = rng.integers(0, 256, (images, 32, 32, 3)).astype("uint8")
+    y = np.arange(images) % 10
+    before = [w.numpy().copy() for w in model.non_trainable_weights]
+    whole = _step(model, model, x, y)
+    for weight, value in zip(model.non_trainable_weights, before, strict=True):
+        weight.assign(value)
+    split = _step(sharded, model, x, y)
+    np.testing.assert_allclose(split[0], whole[0], rtol=1e-6, atol=1e-7)  # the float32 softmax bounds this
+    largest = max(np.abs(g).max() for g in whole[1])
+    for a, b in zip(split[1], whole[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * largest)
+    for a, b in zip(split[2], whole[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    if builder in ("vgg_style", "resnet_cifar", "mlp_bn") and images > 1:
+        assert any(not np.allclose(a, b) for a, b in zip(split[2], before, strict=True))  # updated, once
+    np.testing.assert_allclose(sharded(x, training=False), model(x, training=False), rtol=1e-6, atol=1e-7)
+
+
+def test_each_shard_draws_its_own_random_numbers() -> None:
+    """Dropout in shard 2 must not repeat shard 1's mask (as replicas sharing one seed would)."""
+    inputs = keras.Input((64,), dtype="uint8")
+    model = keras.Model(inputs, keras.layers.Dropout(0.5)(keras.layers.Rescaling(1.0)(inputs)))
+    outputs = BatchShards(model, 2)(np.ones((4, 64), "uint8"), training=True).numpy()
+    masks = outputs > 0
+    assert not np.array_equal(masks[0], masks[2]) and not np.array_equal(masks[1], masks[3])
+    assert 0.3 < masks.mean() < 0.7
+
+
+def test_layers_that_mix_a_batch_are_not_split() -> None:
+    inputs = keras.Input((8,))
+    x = keras.layers.BatchNormalization(renorm=True, name="renorm_bn")(inputs)
+    x = keras.layers.UnitNormalization(name="unit_norm")(x)  # per image, but not on the known list
+    model = keras.Model(inputs, x)
+    assert unshardable_layers(model) == ["renorm_bn (BatchNormalization)", "unit_norm (UnitNormalization)"]
+    with pytest.raises(ValueError, match="cannot be split into batch shards: renorm_bn"):
+        BatchShards(model, 2)
+    assert unshardable_layers(build_model("vgg_style", (32, 32, 3), 10)) == []
+
+
+def test_compile_model_wraps_only_when_asked_and_possible(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards=2)
+    model = compile_model(config, TrainParams(), shards=2)
+    assert isinstance(model, BatchShards) and model.shards == 2
+    assert plain_model(model) is model.model and plain_model(model).name == "simple_cnn"
+    assert not isinstance(compile_model(config, TrainParams(), shards=1), BatchShards)
+
+    import src.shards
+
+    monkeypatch.setattr(src.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
+    with pytest.raises(StageError, match=r"cpu_shards=2 cannot split 'simple_cnn'.*set cpu_shards: 1"):
+        compile_model(config, TrainParams(), shards=2)
+    auto = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards="auto")
+    with caplog.at_level(logging.WARNING):
+        model = compile_model(auto, TrainParams(), shards=2)
+    assert not isinstance(model, BatchShards) and "not splitting batches" in caplog.text
+
+
+def test_resolve_shards() -> None:
+    assert resolve_shards(1, 32, cores=2) == 1
+    assert resolve_shards("auto", 32, cores=2) == 2
+    assert resolve_shards("auto", 32, cores=1) == 1
+    assert resolve_shards("auto", 32, cores=16) == 4  # at least 8 images per shard
+    assert resolve_shards("auto", 8, cores=2) == 1
+    assert resolve_shards(3, 32, cores=2) == 3
+    with pytest.raises(ValueError, match="cpu_shards=64 is more than the batch size 32"):
+        resolve_shards(64, 32, cores=2)
