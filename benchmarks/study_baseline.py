@@ -1,6 +1,7 @@
 """Test scores of the study's own way of training, to check that the fast trainer changed nothing.
 
     python benchmarks/study_baseline.py [--models resnet simple_cnn] [--epochs N] [--out FILE] [--project DIR]
+                                        [--pipeline-order]
     (or: make bench-accuracy MODELS="resnet simple_cnn")
 
 For each model, in a fresh process, on the prepared splits (data/prepared: run `dvc repro
@@ -9,6 +10,12 @@ and seed as the train stage, trained the way the study did it: float32 arrays sc
 [0, 1] in NumPy, `model.fit` on them, TensorFlow's default kernels and Keras's Adam, one
 step per call. Then the test scores, beside the train stage's own
 (reports/train/<id>/metrics.json) where it has run, and the difference in points.
+
+--pipeline-order feeds the study's way the train stage's batches, in the train stage's order
+(its seeded per-epoch shuffle of indices, scaled to float32 in [0, 1] on the way) instead of
+Keras's own shuffle of the arrays. The two then draw the same initial weights, data order and
+(for models whose batches are not split) Dropout masks, so what differs is only how each step
+is computed: the speed levers.
 
 --project names another project directory (its params.yaml, data/prepared and reports);
 the default is this repository. Ends with one JSON line per model. Takes as long as the
@@ -46,13 +53,21 @@ def study_style_model(config):  # type: ignore[no-untyped-def]
     return model
 
 
-def fit_study_style(model, config, train, val, epochs: int, callbacks: list) -> None:  # type: ignore[no-untyped-def]
-    """`fit` on float32 arrays in [0, 1], as the study did."""
+def fit_study_style(  # type: ignore[no-untyped-def]
+    model, config, train, val, epochs: int, callbacks: list, pipeline_order_seed: int | None = None
+) -> None:
+    """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
     (x, y), (x_val, y_val) = train, val
+    data: dict = {"x": x.astype("float32") / 255.0, "y": y.astype("int32"), "batch_size": config.batch_size}
+    if pipeline_order_seed is not None:
+        import tensorflow as tf
+
+        from src.train import _datasets
+
+        batches, _ = _datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
+        data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}
     model.fit(
-        x.astype("float32") / 255.0,
-        y.astype("int32"),
-        batch_size=config.batch_size,
+        **data,
         epochs=epochs,
         validation_data=(x_val.astype("float32") / 255.0, y_val.astype("int32")),
         callbacks=callbacks,
@@ -60,7 +75,7 @@ def fit_study_style(model, config, train, val, epochs: int, callbacks: list) -> 
     )
 
 
-def worker(model_id: str, epochs: int | None) -> dict:
+def worker(model_id: str, epochs: int | None, pipeline_order: bool = False) -> dict:
     """Train and test one model study-style, in this fresh process."""
     os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
     import numpy as np
@@ -78,13 +93,17 @@ def worker(model_id: str, epochs: int | None) -> dict:
 
     print(f"{model_id}: training the study's way", file=sys.stderr, flush=True)
     started = time.perf_counter()  # progress on stderr: stdout carries the result
-    fit_study_style(model, config, train, val, epochs, [_epoch_line_callback(epochs, file=sys.stderr)])
+    order_seed = params.seed if pipeline_order else None
+    fit_study_style(
+        model, config, train, val, epochs, [_epoch_line_callback(epochs, file=sys.stderr)], order_seed
+    )
     seconds = time.perf_counter() - started
     probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
     return {
         "model": model_id,
         **scores(y_test, np.argmax(probabilities, axis=1)),
         "epochs": epochs,
+        "data_order": "pipeline" if pipeline_order else "keras",
         "train_seconds": round(seconds, 1),
         "peak_rss_mib": peak_rss_mib(),
     }
@@ -98,13 +117,18 @@ def main() -> None:
     parser.add_argument(
         "--project", type=Path, default=ROOT, help="project directory (default: this repository)"
     )
+    parser.add_argument(
+        "--pipeline-order",
+        action="store_true",
+        help="feed the train stage's batches in its order (see above)",
+    )
     parser.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.out:
         args.out = args.out.resolve()
     os.chdir(args.project)  # params.yaml, the prepared splits and the reports are relative to it
     if args.worker:
-        print(json.dumps(worker(args.worker, args.epochs)))
+        print(json.dumps(worker(args.worker, args.epochs, args.pipeline_order)))
         return
 
     from src.data import PREPARED_DIR
@@ -121,6 +145,7 @@ def main() -> None:
     for model_id in model_ids:
         command = [sys.executable, __file__, "--worker", model_id, "--project", str(args.project)]
         command += ["--epochs", str(args.epochs)] if args.epochs else []
+        command += ["--pipeline-order"] if args.pipeline_order else []
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
         if done.returncode:

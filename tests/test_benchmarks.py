@@ -128,3 +128,28 @@ def test_study_baseline_needs_prepared_data(tmp_path) -> None:
     )
     assert result.returncode == 1
     assert "data/prepared/train.npz not found: run `dvc repro prepare` first" in result.stderr
+
+
+@pytest.mark.parametrize("pipeline_order", [True, False])
+def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
+    in_prepared_project, pipeline_order
+) -> None:
+    """With --pipeline-order, the study's way draws the stage's weights, batch order and Dropout
+    masks: only the arithmetic differs, so the first epoch's training loss agrees closely
+    (and does not with Keras's own shuffle)."""
+    from src import train
+    from src.params import load_params
+
+    train.train("mlp_l2", load_params())
+    stage_loss = json.loads((in_prepared_project / "reports/train/mlp_l2/metrics.json").read_text())["train"][
+        "loss"
+    ]
+    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--models", "mlp_l2"]
+    command += ["--project", str(in_prepared_project)] + (["--pipeline-order"] if pipeline_order else [])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["data_order"] == ("pipeline" if pipeline_order else "keras")
+    epoch_line = next(text for text in result.stderr.splitlines() if text.startswith("epoch 1/1"))
+    study_loss = float(epoch_line.split("  loss ")[1].split()[0])
+    assert (abs(study_loss - stage_loss) < 2e-3) is pipeline_order
