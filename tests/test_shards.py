@@ -125,3 +125,25 @@ def test_resolve_shards() -> None:
     assert resolve_shards(3, 32, cores=2) == 3
     with pytest.raises(ValueError, match="cpu_shards=64 is more than the batch size 32"):
         resolve_shards(64, 32, cores=2)
+
+
+def test_training_in_shards_follows_the_unsplit_model(float64: None) -> None:
+    """Through `fit` with the train stage's settings (fused Adam, 25 steps per call): the same
+    losses and weights after two epochs, in float64 (in float32, rounding makes long runs drift
+    apart, as with any change of kernels)."""
+    from src.train import _datasets, seed_everything
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 32, 32, 3)).astype("uint8")
+    y = rng.integers(0, 10, 200).astype("uint8")
+    config = ModelParams(builder="vgg_style", display_name="VGG", filters=[4, 8], dense_units=8, dropout=0.0)
+    runs = []
+    for shards in (1, 2):
+        seed_everything(0)
+        model = compile_model(config, TrainParams(), shards)
+        train_ds, val_ds = _datasets(x, y, x[:40], y[:40], 32, 40, seed=0)
+        history = model.fit(train_ds, validation_data=val_ds, epochs=2, verbose=0).history
+        runs.append((history["loss"], plain_model(model).get_weights()))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-6)  # Keras averages the loss in float32
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
