@@ -325,7 +325,12 @@ def compile_model(config: ModelParams, train_cfg: TrainParams, shards: int = 1):
                     f"{', '.join(bad)} mix the images of a batch; set cpu_shards: 1"
                 )
             if bad:
-                log.warning("%s: not splitting batches (%s mix the images of a batch)", config.builder, bad)
+                log.warning(
+                    "%s: not splitting batches (%s mix the images of a batch); set its cpu_shards: 1 "
+                    "to give its kernels all cores",
+                    config.builder,
+                    ", ".join(bad),
+                )
             else:
                 model = BatchShards(model, shards)
         model.compile(

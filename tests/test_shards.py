@@ -28,9 +28,12 @@ SMALL = {
 @pytest.fixture()
 def float64() -> Iterator[None]:
     """Compare in float64, where rounding cannot hide a difference in the math."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # a policy set earlier in the session outlives set_floatx
     yield
-    keras.config.set_floatx("float32")
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy(policy)
 
 
 def _step(model, trained: keras.Model, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
