@@ -58,8 +58,9 @@ def fit_study_style(  # type: ignore[no-untyped-def]
 ) -> None:
     """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
     (x, y), (x_val, y_val) = train, val
-    data: dict = {"x": x.astype("float32") / 255.0, "y": y.astype("int32"), "batch_size": config.batch_size}
-    if pipeline_order_seed is not None:
+    if pipeline_order_seed is None:
+        data = {"x": x.astype("float32") / 255.0, "y": y.astype("int32"), "batch_size": config.batch_size}
+    else:  # no float copy of the whole training set: the batches are scaled as they are drawn
         import tensorflow as tf
 
         from src.train import _datasets

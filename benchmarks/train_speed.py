@@ -96,7 +96,7 @@ LEVERS: dict[str, dict[str, object]] = {
 
 def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyped-def]
     """Whether a lever switches something for this model (batches already unsplit stay so)."""
-    return lever.get("cpu_shards", 1) != config.cpu_shards or "cpu_shards" not in lever
+    return "cpu_shards" not in lever or lever["cpu_shards"] != config.cpu_shards
 
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:

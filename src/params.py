@@ -31,8 +31,6 @@ from src.cli import StageError
 PARAMS_FILE = Path("params.yaml")
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-# Keys of a models.<id> entry that configure training; every other key goes to the builder.
-RECIPE_KEYS = ("builder", "display_name", "epochs", "batch_size", "optimizer", "learning_rate", "cpu_shards")
 
 
 class ParamsError(StageError):

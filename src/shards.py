@@ -14,7 +14,7 @@ batch's; BatchNormalization takes its statistics over the whole batch (summed ac
 shards, as synchronized BatchNorm does across GPUs) and updates its moving averages once
 per batch. Random layers (Dropout, augmentation) draw for each shard from their own seeded
 stream. Only the rounding order differs, and reruns stay bit-identical. Layers that mix the
-images of a batch in other ways are not split (`shardable_layers` lists what is).
+images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
 
 TensorFlow backend only; the trained model is the plain Keras model, saved without any of
 this.
@@ -70,13 +70,6 @@ _PER_IMAGE_LAYERS = (
     keras.layers.RandomRotation,
     keras.layers.RandomZoom,
     keras.layers.BatchNormalization,
-)
-_CONVOLUTIONS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
 )
 
 
@@ -140,10 +133,6 @@ def unshardable_layers(model: keras.Model) -> list[str]:
     if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):
         bad.append(f"{model.name} (not a functional model)")
     return bad
-
-
-def has_convolutions(model: keras.Model) -> bool:
-    return any(isinstance(layer, _CONVOLUTIONS) for layer in model.layers)
 
 
 class _Shards:
