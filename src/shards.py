@@ -12,8 +12,10 @@ in a models entry of params.yaml turns on.
 The same computation: the loss is the mean over the whole batch, so the gradients are the
 batch's; BatchNormalization takes its statistics over the whole batch (summed across the
 shards, as synchronized BatchNorm does across GPUs) and updates its moving averages once
-per batch. Random layers (Dropout, augmentation) draw for each shard from their own seeded
-stream. Only the rounding order differs, and reruns stay bit-identical. Layers that mix the
+per batch. Random layers (Dropout, augmentation) run once on the whole batch, reassembled
+from the shards, so they draw exactly the random numbers of the unsplit model (they are
+cheap; the shards wait for each other there). Only the rounding order differs, and reruns
+stay bit-identical. Layers that mix the
 images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
 
 TensorFlow backend only; the trained model is the plain Keras model, saved without any of
@@ -22,6 +24,7 @@ this.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -183,6 +186,22 @@ def _synchronized_batch_norm(
     return outputs
 
 
+def _draws_random_numbers(operation: Any) -> bool:
+    """Whether the layer draws from a Keras seed generator (Dropout, the Random* layers)."""
+    return bool(getattr(operation, "_seed_generators", None))
+
+
+def _on_the_whole_batch(call: Any, args: Any, kwargs: Any, parts: list[tf.Tensor]) -> _Shards:
+    """Runs `call` once on the shards put back together and splits its output the same way."""
+
+    def whole(value: Any) -> Any:
+        return tf.concat(value.parts, axis=0) if isinstance(value, _Shards) else value
+
+    outputs = call(*keras.tree.map_structure(whole, args), **keras.tree.map_structure(whole, kwargs))
+    sizes = tf.stack([tf.shape(part)[0] for part in parts])
+    return _Shards(tf.split(outputs, sizes, num=len(parts)))
+
+
 def _run_on_shards(operation: Any, training: bool | None):  # type: ignore[no-untyped-def]
     call = _with_call_context(operation, training=training)
 
@@ -194,6 +213,10 @@ def _run_on_shards(operation: Any, training: bool | None):  # type: ignore[no-un
         )
         if synchronize:
             return _Shards(_synchronized_batch_norm(operation, args[0].parts))
+        if training and _draws_random_numbers(operation):
+            # One draw for the whole batch: the unsplit model's random numbers, and one step
+            # of the layer's seed generator per batch, as unsplit.
+            return _on_the_whole_batch(call, args, kwargs, leaves[0].parts)
         outputs = []
         for index in range(count):
             pick = _shard_index(index)
@@ -203,6 +226,31 @@ def _run_on_shards(operation: Any, training: bool | None):  # type: ignore[no-un
         return _Shards(outputs)
 
     return run
+
+
+def _logits_of(output: tf.Tensor) -> tf.Tensor | None:
+    """The logits behind a softmax or sigmoid output, found the way Keras's losses find them."""
+    logits = getattr(output, "_keras_logits", None)
+    symbolic = not isinstance(output, tf.__internal__.EagerTensor) and hasattr(output, "op")
+    if logits is None and symbolic and output.op.type in ("Softmax", "Sigmoid"):
+        logits = output.op.inputs[0]
+    return logits
+
+
+def _with_logits(output: tf.Tensor, parts: list[tf.Tensor]) -> tf.Tensor:
+    """Keeps Keras's crossentropy on the logits when the output is put together from shards.
+
+    Keras computes the loss of a softmax (or sigmoid) output from the logits it caches on the
+    output tensor, exactly; without them, from the probabilities clipped to [1e-7, 1 - 1e-7],
+    which drops the gradient of every image whose true class has a probability under 1e-7.
+    The concatenated shards would lose them.
+    """
+    logits = [_logits_of(part) for part in parts]
+    if all(part_logits is not None for part_logits in logits):
+        # A tensor type that takes no attributes: Keras could not have cached them either.
+        with contextlib.suppress(AttributeError):
+            output._keras_logits = tf.concat(logits, axis=0)
+    return output
 
 
 class BatchShards(keras.Model):
@@ -229,4 +277,4 @@ class BatchShards(keras.Model):
         outputs = self.model._run_through_graph(  # the graph walk of Functional.call, per shard
             [_Shards(parts)], operation_fn=lambda operation: _run_on_shards(operation, training)
         )
-        return tf.concat(outputs.parts, axis=0)
+        return _with_logits(tf.concat(outputs.parts, axis=0), outputs.parts)
