@@ -9,14 +9,15 @@ at once, the way multi-GPU data parallelism does, and trained the convolutional 
 1.2x to 1.8x faster on two cores (`make bench-levers` measures it). It is what `cpu_shards`
 in a models entry of params.yaml turns on.
 
-The same computation: the loss is the mean over the whole batch, so the gradients are the
-batch's; BatchNormalization takes its statistics over the whole batch (summed across the
-shards, as synchronized BatchNorm does across GPUs) and updates its moving averages once
-per batch. Random layers (Dropout, augmentation) run once on the whole batch, reassembled
-from the shards, so they draw exactly the random numbers of the unsplit model (they are
-cheap; the shards wait for each other there). Only the rounding order differs, and reruns
-stay bit-identical. Layers that mix the
-images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
+The same computation: the loss is the mean over the whole batch, taken from the logits as
+Keras takes it from an unsplit softmax output, so the gradients are the batch's;
+BatchNormalization takes its statistics over the whole batch (summed across the shards, as
+synchronized BatchNorm does across GPUs) and updates its moving averages once per batch.
+Random layers (Dropout, augmentation) run once on the whole batch, reassembled from the
+shards, so they draw exactly the unsplit model's random numbers (they are cheap; the shards
+wait for each other there). Only the rounding order differs, and reruns stay bit-identical.
+Layers that mix the images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists
+what can be).
 
 TensorFlow backend only; the trained model is the plain Keras model, saved without any of
 this.
