@@ -13,9 +13,9 @@ step per call. Then the test scores, beside the train stage's own
 
 --pipeline-order feeds the study's way the train stage's batches, in the train stage's order
 (its seeded per-epoch shuffle of indices, scaled to float32 in [0, 1] on the way) instead of
-Keras's own shuffle of the arrays. The two then draw the same initial weights, data order and
-(for models whose batches are not split) Dropout masks, so what differs is only how each step
-is computed: the speed levers.
+Keras's own shuffle of the arrays. The two then draw the same initial weights, data order,
+Dropout masks and augmentation (batch shards draw the whole batch's), so what differs is only
+how each step is computed: the speed levers.
 
 --project names another project directory (its params.yaml, data/prepared and reports);
 the default is this repository. Ends with one JSON line per model. Takes as long as the

@@ -5,9 +5,9 @@ convolutions ran 1.4x faster on two cores than on one, but 1.7x faster as two sh
 images side by side, one core each (2-core AVX2 machine, oneDNN kernels). Splitting the
 batch into one shard per core, running every shard's forward and backward pass concurrently
 on one thread each, and summing the gradients does the same computation as the whole batch
-at once, the way multi-GPU data parallelism does, and trained the convolutional models here
-1.2x to 1.8x faster on two cores (`make bench-levers` measures it). It is what `cpu_shards`
-in a models entry of params.yaml turns on.
+at once, the way multi-GPU data parallelism does, and trained the two small CNNs here 1.2x
+to 1.3x faster on two cores (`make bench-levers` measures it). It is what `cpu_shards` in a
+models entry of params.yaml turns on.
 
 The same computation: the loss is the mean over the whole batch, taken from the logits as
 Keras takes it from an unsplit softmax output, so the gradients are the batch's;
@@ -17,9 +17,8 @@ Random layers (Dropout, augmentation) run once on the whole batch, reassembled f
 shards, so they draw exactly the unsplit model's random numbers. The shards wait for each
 other there, and the whole batch's flips and shifts run on one core: that costs CNN with DA
 and Dropout about 12% of its speed on two cores, the price of the unsplit model's numbers.
-Only the rounding order differs, and reruns stay bit-identical.
-Layers that mix the images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists
-what can be).
+Only the rounding order differs, and reruns stay bit-identical. Layers that mix the images
+of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
 
 TensorFlow backend only; the trained model is the plain Keras model, saved without any of
 this.
