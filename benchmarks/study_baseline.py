@@ -1,7 +1,7 @@
 """Test scores of the study's own way of training, to check that the fast trainer changed nothing.
 
     python benchmarks/study_baseline.py [--models resnet simple_cnn] [--epochs N] [--out FILE] [--project DIR]
-                                        [--pipeline-order]
+                                        [--pipeline-order] [--seeds 42 1 2] [--onednn]
     (or: make bench-accuracy MODELS="resnet simple_cnn")
 
 For each model, in a fresh process, on the prepared splits (data/prepared: run `dvc repro
@@ -16,6 +16,19 @@ step per call. Then the test scores, beside the train stage's own
 Keras's own shuffle of the arrays. The two then draw the same initial weights, data order,
 Dropout masks and augmentation (batch shards draw the whole batch's), so what differs is only
 how each step is computed: the speed levers.
+
+--seeds trains with each of these seeds in turn (initial weights, data order, Dropout masks,
+augmentation; the validation split stays params.yaml's) and, for a seed other than the train
+stage's, also trains the pipeline's way with it in a fresh process (the train stage's model,
+settings and trainer, without writing models or reports). With several seeds it ends with the
+mean and spread of both ways' scores and of their per-seed differences: at one seed, a model
+whose score swings from epoch to epoch can differ by a few points for any change of
+arithmetic, so a systematic difference shows only across seeds.
+
+--onednn trains the study's way with TensorFlow's oneDNN kernels instead of its default Eigen
+ones (TensorFlow's own default on CPUs with AVX-512 or AMX): the same code, recipe and
+order, other rounding. Beside a run without it, this measures how far the study's own scores
+move with the arithmetic alone.
 
 --project names another project directory (its params.yaml, data/prepared and reports);
 the default is this repository. Ends with one JSON line per model. Takes as long as the
@@ -76,38 +89,105 @@ def fit_study_style(  # type: ignore[no-untyped-def]
     )
 
 
-def worker(model_id: str, epochs: int | None, pipeline_order: bool = False) -> dict:
-    """Train and test one model study-style, in this fresh process."""
-    os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
-    import numpy as np
+WAYS = ("study", "study-onednn", "pipeline")  # how a worker trains
 
-    from src.data import load_split
+
+def worker(
+    model_id: str,
+    epochs: int | None,
+    pipeline_order: bool = False,
+    seed: int | None = None,
+    way: str = "study",
+) -> dict:
+    """Train and test one model in this fresh process: the study's way (with TensorFlow's
+    default or its oneDNN kernels) or the pipeline's (the train stage's model and trainer)."""
     from src.params import load_params
-    from src.train import _epoch_line_callback, peak_rss_mib, scores, seed_everything
 
     params = load_params()
     config = params.models[model_id]
+    if way == "pipeline":
+        from src.train import configure_tensorflow
+
+        configure_tensorflow(params.train)  # before TensorFlow is imported, as the train stage does
+    elif way == "study-onednn":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    else:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
+    import numpy as np
+
+    from src.data import load_split
+    from src.train import (
+        _epoch_line_callback,
+        compile_model,
+        fit,
+        onednn_enabled,
+        peak_rss_mib,
+        scores,
+        seed_everything,
+        setup_cpu_shards,
+    )
+
+    seed = params.seed if seed is None else seed
     epochs = config.epochs if epochs is None else epochs
     train, val, (x_test, y_test) = load_split("train"), load_split("val"), load_split("test")
-    seed_everything(params.seed)
-    model = study_style_model(config)
-
-    print(f"{model_id}: training the study's way", file=sys.stderr, flush=True)
-    started = time.perf_counter()  # progress on stderr: stdout carries the result
-    order_seed = params.seed if pipeline_order else None
-    fit_study_style(
-        model, config, train, val, epochs, [_epoch_line_callback(epochs, file=sys.stderr)], order_seed
-    )
-    seconds = time.perf_counter() - started
-    probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
+    progress = [_epoch_line_callback(epochs, file=sys.stderr)]  # stderr: stdout carries the result
+    print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
+    if way == "pipeline":
+        shards = setup_cpu_shards(config, model_id)
+        seed_everything(seed, op_determinism=not params.train.jit_compile)
+        model = compile_model(config, params.train, shards)
+        started = time.perf_counter()
+        fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
+        seconds = time.perf_counter() - started
+        probabilities = model.predict(x_test, batch_size=params.train.eval_batch_size, verbose=0)
+    else:
+        seed_everything(seed)
+        model = study_style_model(config)
+        started = time.perf_counter()
+        fit_study_style(model, config, train, val, epochs, progress, seed if pipeline_order else None)
+        seconds = time.perf_counter() - started
+        probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
     return {
         "model": model_id,
         **scores(y_test, np.argmax(probabilities, axis=1)),
         "epochs": epochs,
-        "data_order": "pipeline" if pipeline_order else "keras",
+        "seed": seed,
+        "way": way,
+        "data_order": "pipeline" if pipeline_order or way == "pipeline" else "keras",
+        "onednn": onednn_enabled(),
         "train_seconds": round(seconds, 1),
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) -> dict:
+    command = [sys.executable, __file__, "--worker", model_id, "--project", str(args.project)]
+    command += ["--seeds", str(seed), "--way", way]
+    command += ["--epochs", str(args.epochs)] if args.epochs else []
+    command += ["--pipeline-order"] if args.pipeline_order else []
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise SystemExit(f"{model_id}: the {way} run with seed {seed} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _stage_accuracy(model_id: str, epochs: int) -> float | None:
+    """The train stage's test accuracy (reports/train/<id>/metrics.json), if it ran with these epochs."""
+    metrics_file = Path("reports") / "train" / model_id / "metrics.json"
+    if not metrics_file.exists():
+        return None
+    test = json.loads(metrics_file.read_text()).get("test", {})
+    return test["accuracy"] if test.get("epochs") == epochs and "accuracy" in test else None
+
+
+def _spread(values: list[float]) -> str:
+    """Mean +- sample standard deviation, in points."""
+    import statistics
+
+    points = [100 * value for value in values]
+    sd = statistics.stdev(points) if len(points) > 1 else 0.0
+    return f"{statistics.mean(points):.2f} +- {sd:.2f}"
 
 
 def main() -> None:
@@ -123,13 +203,19 @@ def main() -> None:
         action="store_true",
         help="feed the train stage's batches in its order (see above)",
     )
+    parser.add_argument("--seeds", nargs="+", type=int, help="training seeds (default: params.yaml's seed)")
+    parser.add_argument(
+        "--onednn", action="store_true", help="the study's way with TensorFlow's oneDNN kernels (see above)"
+    )
     parser.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)
+    parser.add_argument("--way", choices=WAYS, default="study", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.out:
         args.out = args.out.resolve()
     os.chdir(args.project)  # params.yaml, the prepared splits and the reports are relative to it
     if args.worker:
-        print(json.dumps(worker(args.worker, args.epochs, args.pipeline_order)))
+        seed = args.seeds[0] if args.seeds else None
+        print(json.dumps(worker(args.worker, args.epochs, args.pipeline_order, seed, args.way)))
         return
 
     from src.data import PREPARED_DIR
@@ -142,32 +228,40 @@ def main() -> None:
     unknown = sorted(set(model_ids) - set(params.models))
     if unknown:
         parser.error(f"unknown model ids {unknown}; params.yaml has {sorted(params.models)}")
+    seeds = args.seeds or [params.seed]
+    study_way = "study-onednn" if args.onednn else "study"
     lines = []
     for model_id in model_ids:
-        command = [sys.executable, __file__, "--worker", model_id, "--project", str(args.project)]
-        command += ["--epochs", str(args.epochs)] if args.epochs else []
-        command += ["--pipeline-order"] if args.pipeline_order else []
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-        if done.returncode:
-            raise SystemExit(f"{model_id}: the study-style run failed (exit {done.returncode})")
-        line = json.loads(done.stdout.strip().splitlines()[-1])
-        metrics_file = Path("reports") / "train" / model_id / "metrics.json"
-        pipeline = ""
-        if metrics_file.exists():
-            test = json.loads(metrics_file.read_text()).get("test", {})
-            if test.get("epochs") == line["epochs"] and "accuracy" in test:
-                line["pipeline_accuracy"] = test["accuracy"]
-                line["accuracy_delta_points"] = round(100 * (test["accuracy"] - line["accuracy"]), 2)
+        for seed in seeds:
+            line = _run_worker(args, model_id, seed, study_way)
+            pipeline_accuracy = _stage_accuracy(model_id, line["epochs"]) if seed == params.seed else None
+            source = "train stage"
+            if pipeline_accuracy is None and (seed != params.seed or len(seeds) > 1):
+                pipeline_accuracy = _run_worker(args, model_id, seed, "pipeline")["accuracy"]
+                source = "pipeline"
+            pipeline = ""
+            if pipeline_accuracy is not None:
+                line["pipeline_accuracy"] = pipeline_accuracy
+                line["accuracy_delta_points"] = round(100 * (pipeline_accuracy - line["accuracy"]), 2)
                 pipeline = (
-                    f" | train stage {test['accuracy']:.4f} ({line['accuracy_delta_points']:+.2f} points)"
+                    f" | {source} {pipeline_accuracy:.4f} ({line['accuracy_delta_points']:+.2f} points)"
                 )
-        print(
-            f"{model_id:15s} study-style accuracy {line['accuracy']:.4f}, macro F1 {line['f1']:.4f}, "
-            f"{line['train_seconds']:.0f} s, {line['peak_rss_mib']} MiB{pipeline}",
-            flush=True,
-        )
-        lines.append(line)
+            print(
+                f"{model_id:15s} seed {seed:<5d} {line['way']}-style accuracy {line['accuracy']:.4f}, "
+                f"macro F1 {line['f1']:.4f}, {line['train_seconds']:.0f} s, "
+                f"{line['peak_rss_mib']} MiB{pipeline}",
+                flush=True,
+            )
+            lines.append(line)
+        done = [line for line in lines if line["model"] == model_id and "pipeline_accuracy" in line]
+        if len(done) > 1:
+            print(
+                f"{model_id:15s} {len(done)} seeds, test accuracy in points: {study_way} way "
+                f"{_spread([line['accuracy'] for line in done])}, pipeline "
+                f"{_spread([line['pipeline_accuracy'] for line in done])}, pipeline - {study_way} "
+                f"{_spread([line['pipeline_accuracy'] - line['accuracy'] for line in done])}",
+                flush=True,
+            )
     for line in lines:
         print(json.dumps(line))
     if args.out:

@@ -115,7 +115,47 @@ def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_pre
     assert line["accuracy_delta_points"] == pytest.approx(
         100 * (stage["accuracy"] - line["accuracy"]), abs=0.01
     )
-    assert "simple_cnn      study-style accuracy" in result.stdout
+    assert "simple_cnn      seed 42    study-style accuracy" in result.stdout
+
+
+def test_study_baseline_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
+    """The pipeline run that --seeds adds for other seeds is the train stage's training: at the
+    stage's seed it reproduces the stage's test scores exactly."""
+    from src import train
+    from src.params import load_params
+
+    stage = train.train("mlp_l2", load_params())
+    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--worker", "mlp_l2"]
+    command += ["--way", "pipeline", "--seeds", "42", "--project", str(in_prepared_project)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["way"] == "pipeline" and line["seed"] == 42 and line["data_order"] == "pipeline"
+    assert {key: line[key] for key in ("accuracy", "precision", "recall", "f1")} == {
+        key: stage[key] for key in ("accuracy", "precision", "recall", "f1")
+    }
+
+
+def test_study_baseline_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepared_project) -> None:
+    """--seeds trains both ways once per seed (no train stage has run here) and sums them up;
+    --onednn switches the study's way to TensorFlow's oneDNN kernels."""
+    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--models", "mlp_l2"]
+    command += ["--seeds", "42", "7", "--onednn", "--project", str(in_prepared_project)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(text) for text in result.stdout.strip().splitlines()[-2:]]
+    assert [(line["seed"], line["way"]) for line in lines] == [(42, "study-onednn"), (7, "study-onednn")]
+    assert all(line["onednn"] for line in lines)
+    for line in lines:
+        assert line["accuracy_delta_points"] == pytest.approx(
+            100 * (line["pipeline_accuracy"] - line["accuracy"]), abs=0.01
+        )
+    assert "mlp_l2          2 seeds, test accuracy in points: study-onednn way" in result.stdout
+    runs = [text.split(", seed ")[0] for text in result.stderr.splitlines() if "'s way, seed" in text]
+    assert runs == ["mlp_l2: training the study's way", "mlp_l2: training the pipeline's way"] * 2
+    # another seed, other weights and order: each way's first-epoch loss differs between seeds
+    losses = [text.split("  loss ")[1].split()[0] for text in result.stderr.splitlines() if "  loss " in text]
+    assert len(losses) == 4 and losses[0] != losses[2] and losses[1] != losses[3]
 
 
 def test_study_baseline_needs_prepared_data(tmp_path) -> None:
