@@ -68,7 +68,7 @@ def study_style_model(config):  # type: ignore[no-untyped-def]
 
 def fit_study_style(  # type: ignore[no-untyped-def]
     model, config, train, val, epochs: int, callbacks: list, pipeline_order_seed: int | None = None
-) -> None:
+):
     """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
     (x, y), (x_val, y_val) = train, val
     if pipeline_order_seed is None:
@@ -80,7 +80,7 @@ def fit_study_style(  # type: ignore[no-untyped-def]
 
         batches, _ = _datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
         data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}
-    model.fit(
+    return model.fit(
         **data,
         epochs=epochs,
         validation_data=(x_val.astype("float32") / 255.0, y_val.astype("int32")),
@@ -137,14 +137,15 @@ def worker(
         seed_everything(seed, op_determinism=not params.train.jit_compile)
         model = compile_model(config, params.train, shards)
         started = time.perf_counter()
-        fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
+        history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
         seconds = time.perf_counter() - started
         probabilities = model.predict(x_test, batch_size=params.train.eval_batch_size, verbose=0)
     else:
         seed_everything(seed)
         model = study_style_model(config)
         started = time.perf_counter()
-        fit_study_style(model, config, train, val, epochs, progress, seed if pipeline_order else None)
+        order_seed = seed if pipeline_order else None
+        history = fit_study_style(model, config, train, val, epochs, progress, order_seed)
         seconds = time.perf_counter() - started
         probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
     return {
@@ -153,6 +154,7 @@ def worker(
         "epochs": epochs,
         "seed": seed,
         "way": way,
+        "train_loss": history.history["loss"][-1],  # the last epoch's, as the train stage reports it
         "data_order": "pipeline" if pipeline_order or way == "pipeline" else "keras",
         "onednn": onednn_enabled(),
         "train_seconds": round(seconds, 1),

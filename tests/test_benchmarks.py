@@ -175,7 +175,7 @@ def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
     in_prepared_project, pipeline_order
 ) -> None:
     """With --pipeline-order, the study's way draws the stage's weights, batch order and Dropout
-    masks: only the arithmetic differs, so the first epoch's training loss agrees closely
+    masks: only the arithmetic differs, so the first epoch's training loss agrees to rounding
     (and does not with Keras's own shuffle)."""
     from src import train
     from src.params import load_params
@@ -190,6 +190,7 @@ def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
     assert result.returncode == 0, result.stderr[-2000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["data_order"] == ("pipeline" if pipeline_order else "keras")
-    epoch_line = next(text for text in result.stderr.splitlines() if text.startswith("epoch 1/1"))
-    study_loss = float(epoch_line.split("  loss ")[1].split()[0])
-    assert (abs(study_loss - stage_loss) < 2e-3) is pipeline_order
+    if pipeline_order:  # the same numbers up to rounding (kernels, Adam's float32 betas)
+        assert line["train_loss"] == pytest.approx(stage_loss, rel=1e-5)
+    else:
+        assert abs(line["train_loss"] - stage_loss) > 2e-3
