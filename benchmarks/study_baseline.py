@@ -118,13 +118,12 @@ def worker(
     from src.data import load_split
     from src.train import (
         _epoch_line_callback,
-        compile_model,
         fit,
         onednn_enabled,
         peak_rss_mib,
+        prepare_model,
         scores,
         seed_everything,
-        setup_cpu_shards,
     )
 
     seed = params.seed if seed is None else seed
@@ -133,9 +132,7 @@ def worker(
     progress = [_epoch_line_callback(epochs, file=sys.stderr)]  # stderr: stdout carries the result
     print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
     if way == "pipeline":
-        shards = setup_cpu_shards(config, model_id)
-        seed_everything(seed, op_determinism=not params.train.jit_compile)
-        model = compile_model(config, params.train, shards)
+        model = prepare_model(config, params.train, model_id, seed)
         started = time.perf_counter()
         history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
         seconds = time.perf_counter() - started
@@ -176,7 +173,9 @@ def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) ->
 
 def _stage_accuracy(model_id: str, epochs: int) -> float | None:
     """The train stage's test accuracy (reports/train/<id>/metrics.json), if it ran with these epochs."""
-    metrics_file = Path("reports") / "train" / model_id / "metrics.json"
+    from src.train import live_dir
+
+    metrics_file = live_dir(model_id) / "metrics.json"
     if not metrics_file.exists():
         return None
     test = json.loads(metrics_file.read_text()).get("test", {})

@@ -118,18 +118,19 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     from epoch_time import epoch_timer  # the sibling scripts' timer and study-style trainer
     from study_baseline import fit_study_style, study_style_model
 
-    from src.train import compile_model, fit, peak_rss_mib, plain_model, seed_everything, setup_cpu_shards
+    from src.train import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
 
-    shards = 1 if variant == "baseline" else setup_cpu_shards(config, model_id)
     x, y, x_val, y_val, source = _data(images)
-    seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
+    if variant == "baseline":
+        seed_everything(params.seed)
+        model = study_style_model(config)
+    else:  # as the train stage does, thread pools first: before TensorFlow starts its runtime
+        model = prepare_model(config, train_cfg, model_id, params.seed)
     timer = epoch_timer(keras)
 
     if variant == "baseline":
-        model = study_style_model(config)
         fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:
-        model = compile_model(config, train_cfg, shards)
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
         model = plain_model(model)
     return {

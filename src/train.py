@@ -343,6 +343,18 @@ def compile_model(config: ModelParams, train_cfg: TrainParams, shards: int = 1):
     return model
 
 
+def prepare_model(config: ModelParams, train_cfg: TrainParams, model_id: str, seed: int):  # type: ignore[no-untyped-def]
+    """The train stage's model, ready to fit: batch shards and threads set up, everything seeded,
+    the precision policy set, built and compiled. Call before TensorFlow starts its runtime."""
+    import keras
+
+    shards = setup_cpu_shards(config, model_id)
+    seed_everything(seed, op_determinism=not train_cfg.jit_compile)
+    if train_cfg.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    return compile_model(config, train_cfg, shards)
+
+
 def fit(  # type: ignore[no-untyped-def]
     model,
     config: ModelParams,
@@ -394,11 +406,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
     import keras
     from dvclive import Live
 
-    shards = setup_cpu_shards(config, model_id)
-    seed_everything(params.seed, op_determinism=not train_cfg.jit_compile)
-    if train_cfg.mixed_precision:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    model = compile_model(config, train_cfg, shards)
+    model = prepare_model(config, train_cfg, model_id, params.seed)
     net = plain_model(model)
     if train_cfg.jit_compile and not model.jit_compile:
         log.info("%s: XLA is not available for this model's layers; training without it", model_id)
@@ -414,7 +422,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         f"{len(y_val):,}",
         config.epochs,
         config.batch_size,
-        f" in {shards} shards side by side" if net is not model else "",
+        f" in {model.shards} shards side by side" if net is not model else "",
     )
     with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params({"model_id": model_id, **config.model_dump()})
@@ -450,7 +458,7 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "xla": bool(model.jit_compile),
         "onednn": keras.backend.backend() == "tensorflow" and onednn_enabled(),
         "fused_optimizer": fuses_adam(config, train_cfg),
-        "cpu_shards": shards if net is not model else 1,
+        "cpu_shards": model.shards if net is not model else 1,
         "environment": environment(),
     }
     write_json(out_dir / "run.json", run)
