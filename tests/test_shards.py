@@ -99,6 +99,40 @@ def test_shards_draw_the_whole_batchs_random_numbers() -> None:
     assert not np.array_equal(masks[0], masks[3]) and 0.3 < masks.mean() < 0.7
 
 
+@pytest.mark.parametrize("shards", [2, 3])
+def test_shards_transform_their_images_with_the_whole_batchs_draws(shards: int) -> None:
+    """Flips, shifts, zooms and rotations in shards give the unsplit model's pixels, bit for
+    bit in float32, with one draw per batch; each shard is transformed on its own (one
+    transform op per shard and layer), not the whole batch on one thread."""
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.RandomFlip("horizontal")(x)
+    x = keras.layers.RandomTranslation(0.1, 0.1)(x)
+    x = keras.layers.RandomZoom(0.2)(x)
+    model = keras.Model(inputs, keras.layers.RandomRotation(0.1)(x))
+    images = np.random.default_rng(shards).integers(0, 256, (9, 32, 32, 3)).astype("uint8")
+    state = [v.numpy().copy() for v in model.non_trainable_variables]
+    sharded = BatchShards(model, shards)
+    split = sharded(images, training=True).numpy()
+    after_shards = [v.numpy().copy() for v in model.non_trainable_variables]
+    for variable, value in zip(model.non_trainable_variables, state, strict=True):
+        variable.assign(value)
+    whole = model(images, training=True).numpy()
+    np.testing.assert_array_equal(split, whole)
+    assert not np.array_equal(whole, np.flip(whole, axis=2))  # something was transformed
+    for a, b in zip(after_shards, model.non_trainable_variables, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())
+
+    graph = (
+        tf.function(lambda batch: sharded(batch, training=True))
+        .get_concrete_function(tf.TensorSpec((None, 32, 32, 3), tf.uint8))
+        .graph
+    )
+    kinds = [op.type for op in graph.get_operations()]
+    assert kinds.count("ImageProjectiveTransformV3") == 3 * shards  # shift, zoom, rotation
+    assert kinds.count("ReverseV2") == shards
+
+
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
 def test_the_loss_of_confidently_wrong_images_keeps_its_gradient(compiled: bool) -> None:
     """Keras takes the crossentropy of a softmax output from its logits; from the
