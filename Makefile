@@ -49,8 +49,8 @@ report: setup  ## Markdown report of metrics, params and figures against a git r
 bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="resnet simple_cnn"
 	python benchmarks/train_speed.py $(if $(MODELS),--models $(MODELS))
 
-bench-full: setup  ## as bench, on all prepared training images, one round of 2 epochs (about 18 min)
-	python benchmarks/train_speed.py --images 45000 --epochs 2 --rounds 1 $(if $(MODELS),--models $(MODELS))
+bench-full: setup  ## as bench, on all prepared training images, one round of 4 epochs (about 35 min)
+	python benchmarks/train_speed.py --images 45000 --epochs 4 --rounds 1 $(if $(MODELS),--models $(MODELS))
 
 bench-levers: setup  ## as bench, plus the pipeline with each speed lever switched, one at a time
 	python benchmarks/train_speed.py --levers $(if $(MODELS),--models $(MODELS))

@@ -22,8 +22,9 @@ Each run is a fresh process (so its peak memory and TensorFlow's kernel choice a
 and the variants of a model run in turn, `--rounds` times over, so that a slow spell of a
 shared machine hits them alike. Images/s count training images over whole epochs (validation
 included, as a user waits for it); reported: the median of all rounds' epochs after the
-first, the median first epoch, peak resident memory, and the fraction of the machine's peak
-FLOP/s reached. Ends with one JSON line per model.
+first (and their range: on a shared machine one slow epoch can take twice as long), the
+median first epoch, peak resident memory, and the fraction of the machine's peak FLOP/s
+reached. Ends with one JSON line per model.
 """
 
 from __future__ import annotations
@@ -165,10 +166,20 @@ def _measure(model_id: str, variants: list[str], images: int, epochs: int, round
         results[variant] = {
             **done[0],
             "images_per_s": done[0]["images"] / statistics.median(steady),
+            "steady_epoch_s": steady,
             "first_epoch_s": statistics.median(run["epoch_seconds"][0] for run in done),
             "peak_rss_mib": max(run["peak_rss_mib"] for run in done),
         }
     return results
+
+
+def _epochs(result: dict) -> str:
+    """First epoch, the range of the later ones (a slow spell shows as a wide range), peak memory."""
+    steady = result["steady_epoch_s"]
+    return (
+        f"first epoch {result['first_epoch_s']:5.1f} s, then {min(steady):5.1f}-{max(steady):5.1f} s, "
+        f"{result['peak_rss_mib']:5.0f} MiB"
+    )
 
 
 def main() -> None:
@@ -215,10 +226,8 @@ def main() -> None:
         ratio = pipe["images_per_s"] / base["images_per_s"]
         utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
         print(
-            f"{model_id:15s} baseline {base['images_per_s']:7.0f} img/s "
-            f"(first epoch {base['first_epoch_s']:5.1f} s, {base['peak_rss_mib']:5.0f} MiB) | "
-            f"pipeline {pipe['images_per_s']:7.0f} img/s "
-            f"(first epoch {pipe['first_epoch_s']:5.1f} s, {pipe['peak_rss_mib']:5.0f} MiB) | x{ratio:.2f}, "
+            f"{model_id:15s} baseline {base['images_per_s']:7.0f} img/s ({_epochs(base)}) | "
+            f"pipeline {pipe['images_per_s']:7.0f} img/s ({_epochs(pipe)}) | x{ratio:.2f}, "
             f"{utilisation:.1%} of peak FLOP/s [{pipe['data']} data]",
             flush=True,
         )
@@ -231,6 +240,8 @@ def main() -> None:
             "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
             "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
             "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
+            "baseline_steady_epoch_s": [round(seconds, 1) for seconds in base["steady_epoch_s"]],
+            "pipeline_steady_epoch_s": [round(seconds, 1) for seconds in pipe["steady_epoch_s"]],
             "peak_flops_fraction": round(utilisation, 4),
         }
         if args.levers:

@@ -40,6 +40,7 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
     assert line["baseline_images_per_s"] > 0 and line["pipeline_images_per_s"] > 0
     speedup = line["pipeline_images_per_s"] / line["baseline_images_per_s"]
     assert line["ratio"] == pytest.approx(speedup, rel=0.02)
+    assert len(line["baseline_steady_epoch_s"]) == len(line["pipeline_steady_epoch_s"]) == 2  # 3 epochs
     assert set(line["levers_images_per_s"]) == {
         "without oneDNN",
         "plain Keras Adam",
@@ -68,6 +69,8 @@ def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkey
     assert measured["pipeline"]["images_per_s"] == 100 / 1.5  # median of 1, 1, 2, 2
     assert measured["baseline"]["first_epoch_s"] == 8  # median of the first epochs 9 and 7
     assert measured["pipeline"]["peak_rss_mib"] == 4  # the larger of the two runs
+    assert measured["baseline"]["steady_epoch_s"] == [2, 4, 3, 1]
+    assert "then   1.0-  4.0 s" in train_speed._epochs(measured["baseline"])
 
 
 def test_train_speed_rejects_unknown_models() -> None:
