@@ -122,16 +122,13 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     from src.train import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
+    timer = epoch_timer(keras)
     if variant == "baseline":
         seed_everything(params.seed)
         model = study_style_model(config)
+        fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:  # as the train stage does, thread pools first: before TensorFlow starts its runtime
         model = prepare_model(config, train_cfg, model_id, params.seed)
-    timer = epoch_timer(keras)
-
-    if variant == "baseline":
-        fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
-    else:
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
         model = plain_model(model)
     return {

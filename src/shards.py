@@ -206,13 +206,14 @@ _PER_IMAGE_DRAWS: dict[type, tuple[str, ...]] = {
 }
 
 
-def _per_image_draws(operation: Any) -> tuple[str, ...]:
-    return next((keys for kind, keys in _PER_IMAGE_DRAWS.items() if type(operation) is kind), ())
+def _sizes(parts: list[tf.Tensor]) -> tf.Tensor:
+    """The shards' image counts, to split a whole-batch tensor the way the batch was split."""
+    return tf.stack([tf.shape(part)[0] for part in parts])
 
 
 def _drawn_for_the_batch(layer: Any, keys: tuple[str, ...], images: _Shards) -> _Shards:
     """A random image layer's draws for the whole batch, each shard transformed with its slice."""
-    sizes = tf.stack([tf.shape(part)[0] for part in images.parts])
+    sizes = _sizes(images.parts)
     transformation = layer.get_random_transformation(tf.concat(images.parts, axis=0), training=True)
     slices = {key: tf.split(transformation[key], sizes, num=len(images.parts)) for key in keys}
     outputs = []
@@ -231,8 +232,7 @@ def _on_the_whole_batch(call: Any, args: Any, kwargs: Any, parts: list[tf.Tensor
         return tf.concat(value.parts, axis=0) if isinstance(value, _Shards) else value
 
     outputs = call(*keras.tree.map_structure(whole, args), **keras.tree.map_structure(whole, kwargs))
-    sizes = tf.stack([tf.shape(part)[0] for part in parts])
-    return _Shards(tf.split(outputs, sizes, num=len(parts)))
+    return _Shards(tf.split(outputs, _sizes(parts), num=len(parts)))
 
 
 def _run_on_shards(operation: Any, training: bool | None):  # type: ignore[no-untyped-def]
@@ -249,7 +249,7 @@ def _run_on_shards(operation: Any, training: bool | None):  # type: ignore[no-un
         if training and _draws_random_numbers(operation):
             # One draw for the whole batch: the unsplit model's random numbers, and one step
             # of the layer's seed generator per batch, as unsplit.
-            keys = _per_image_draws(operation)
+            keys = _PER_IMAGE_DRAWS.get(type(operation), ())  # the exact type: a subclass may draw otherwise
             plain_call = set(kwargs) <= {"training"} and kwargs.get("training") is not False
             if keys and plain_call and len(args) == 1 and isinstance(args[0], _Shards):
                 return _drawn_for_the_batch(operation, keys, args[0])
