@@ -56,7 +56,7 @@ def main() -> None:
         keras.mixed_precision.set_dtype_policy(precision)
         for model_id in model_ids:
             config = params.models[model_id]
-            keras.utils.set_random_seed(params.seed)
+            keras.utils.set_random_seed(params.seeds[0])
             model = build_model(config.builder, (32, 32, 3), 10, **config.builder_kwargs)
             model.compile(
                 optimizer=keras.optimizers.Adam(config.learning_rate),

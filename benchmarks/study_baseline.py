@@ -126,7 +126,7 @@ def worker(
         seed_everything,
     )
 
-    seed = params.seed if seed is None else seed
+    seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs
     train, val, (x_test, y_test) = load_split("train"), load_split("val"), load_split("test")
     progress = [_epoch_line_callback(epochs, file=sys.stderr)]  # stderr: stdout carries the result
@@ -171,11 +171,11 @@ def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _stage_accuracy(model_id: str, epochs: int) -> float | None:
-    """The train stage's test accuracy (reports/train/<id>/metrics.json), if it ran with these epochs."""
-    from src.train import live_dir
+def _stage_accuracy(model_id: str, seed: int, epochs: int) -> float | None:
+    """train@<id>-<seed>'s test accuracy (its reports/train/.../metrics.json), if it ran with these epochs."""
+    from src.paths import live_dir
 
-    metrics_file = live_dir(model_id) / "metrics.json"
+    metrics_file = live_dir(model_id, seed) / "metrics.json"
     if not metrics_file.exists():
         return None
     test = json.loads(metrics_file.read_text()).get("test", {})
@@ -229,15 +229,15 @@ def main() -> None:
     unknown = sorted(set(model_ids) - set(params.models))
     if unknown:
         parser.error(f"unknown model ids {unknown}; params.yaml has {sorted(params.models)}")
-    seeds = args.seeds or [params.seed]
+    seeds = args.seeds or params.seeds[:1]
     study_way = "study-onednn" if args.onednn else "study"
     lines = []
     for model_id in model_ids:
         for seed in seeds:
             line = _run_worker(args, model_id, seed, study_way)
-            pipeline_accuracy = _stage_accuracy(model_id, line["epochs"]) if seed == params.seed else None
+            pipeline_accuracy = _stage_accuracy(model_id, seed, line["epochs"])
             source = "train stage"
-            if pipeline_accuracy is None and (seed != params.seed or len(seeds) > 1):
+            if pipeline_accuracy is None and (seed not in params.seeds or len(seeds) > 1):
                 pipeline_accuracy = _run_worker(args, model_id, seed, "pipeline")["accuracy"]
                 source = "pipeline"
             pipeline = ""

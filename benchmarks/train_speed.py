@@ -124,12 +124,12 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     x, y, x_val, y_val, source = _data(images)
     timer = epoch_timer(keras)
     if variant == "baseline":
-        seed_everything(params.seed)
+        seed_everything(params.seeds[0])
         model = study_style_model(config)
         fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:  # as the train stage does, thread pools first: before TensorFlow starts its runtime
-        model = prepare_model(config, train_cfg, model_id, params.seed)
-        fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seed, [timer], epochs=epochs)
+        model = prepare_model(config, train_cfg, model_id, params.seeds[0])
+        fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seeds[0], [timer], epochs=epochs)
         model = plain_model(model)
     return {
         "images": len(y),

@@ -1,14 +1,20 @@
 """Stage `compare`: put every model of params.yaml side by side.
 
-Reads each model's `reports/train/<id>/` (written by train@<id>) for the models listed in
-params.yaml, in that order (never by globbing, so a removed model's stale files are
-ignored), and writes:
+Reads each model's `reports/train/<id>/` (written by train@<id>, cached by DVC) for the
+models listed in params.yaml, in that order (never by globbing, so a removed model's stale
+files are ignored), and writes the small, git-tracked reports a reviewer reads:
 
-- `reports/metrics.json`: test accuracy, macro precision/recall/F1, parameter counts and
-  epochs keyed by model id; deterministic, so `dvc metrics diff` shows only real changes;
-- `reports/timings.json`: training seconds and images/s per model (these vary run to run);
-- `reports/comparison.csv` and `reports/comparison.md`: the study's table, plus the
-  original study's reference numbers for context;
+- `reports/metrics/<id>.json`: the model's four test scores (accuracy, macro precision,
+  recall and F1), one file per model, so `dvc metrics show` prints one compact row per
+  model and `dvc metrics diff` lists only score changes; deterministic bytes;
+- `reports/curves.csv`: every model's accuracy and loss per epoch (from 1), train and
+  validation, one row per model and epoch, for `dvc plots` (one coloured line per model);
+- `reports/predictions/<id>.csv`: the model's test predictions (actual, predicted class),
+  for the confusion matrices in `dvc plots` and for statistics without retraining;
+- `reports/comparison.csv` and `reports/comparison.md`: the study's table with parameter
+  counts, plus the original study's reference numbers for context;
+- `reports/timings.json`: training seconds, images/s and peak memory per model (these vary
+  run to run, so they are not metrics);
 - `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
   `reports/figures/learning_curves/<id>.png`.
 """
@@ -25,12 +31,15 @@ import pandas as pd
 from src.cli import StageError, run_stage
 from src.files import atomic_write, write_json, write_text
 from src.params import Params, load_params
-from src.train import live_dir
+from src.paths import live_dir, predictions_path, run_name
 
 log = logging.getLogger(__name__)
 
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
+METRICS_DIR = REPORTS / "metrics"
+PREDICTIONS_DIR = REPORTS / "predictions"
+CURVES = REPORTS / "curves.csv"
 SCORES = ("accuracy", "precision", "recall", "f1")
 METRIC_KEYS = (*SCORES, "param_count", "trainable_params", "non_trainable_params", "epochs")
 
@@ -47,52 +56,114 @@ REFERENCE = pd.DataFrame(
 )
 
 
-def _read_json(path: Path, model_id: str) -> dict[str, Any]:
+def _missing(path: Path, model_id: str, seed: int) -> StageError:
+    return StageError(f"{path} not found: run `dvc repro train@{run_name(model_id, seed)}` first")
+
+
+def _read_json(path: Path, model_id: str, seed: int) -> dict[str, Any]:
     if not path.is_file():
-        raise StageError(f"{path} not found: run `dvc repro train@{model_id}` first")
+        raise _missing(path, model_id, seed)
     return json.loads(path.read_text())
 
 
-def _read_curve(model_id: str, split: str, metric: str) -> pd.Series:
-    path = live_dir(model_id) / "plots" / "metrics" / split / f"{metric}.tsv"
+def _read_curve(model_id: str, seed: int, split: str, metric: str) -> pd.Series:
+    path = live_dir(model_id, seed) / "plots" / "metrics" / split / f"{metric}.tsv"
     if not path.is_file():
-        raise StageError(f"{path} not found: run `dvc repro train@{model_id}` first")
+        raise _missing(path, model_id, seed)
     curve = pd.read_csv(path, sep="\t")
     return pd.Series(curve[metric].to_numpy(), index=curve["step"].to_numpy() + 1, name=metric)
 
 
-def collect(params: Params) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Per-model test metrics and timings, in params.yaml's order."""
-    metrics, timings = {}, {}
-    for model_id in params.models:
-        test = _read_json(live_dir(model_id) / "metrics.json", model_id).get("test", {})
+def _runs(params: Params) -> list[tuple[str, int]]:
+    """Every training run of params.yaml, model by model, each model's seeds in order."""
+    return [(model_id, seed) for model_id in params.models for seed in params.seeds]
+
+
+def learning_curves(params: Params) -> pd.DataFrame:
+    """Accuracy and loss per epoch (from 1), train and validation, of every run, in
+    params.yaml's order: one row per model, seed and epoch."""
+    frames = []
+    for model_id, seed in _runs(params):
+        columns = {
+            f"{prefix}_{metric}": _read_curve(model_id, seed, split, metric)
+            for prefix, split in (("train", "train"), ("val", "eval"))
+            for metric in ("accuracy", "loss")
+        }
+        frame = pd.DataFrame(columns).rename_axis("epoch").reset_index()
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "model", params.models[model_id].display_name)
+        frame.insert(0, "id", model_id)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _remove_stale(directory: Path, suffix: str, names: list[str]) -> None:
+    """Remove this stage's files of runs no longer in params.yaml (left by an earlier run
+    outside DVC, which clears them itself) so they cannot pass for current ones."""
+    for stale in directory.glob(f"*{suffix}"):
+        if stale.stem not in names:
+            stale.unlink()
+
+
+def _write_each(directory: Path, suffix: str, contents: dict[str, str]) -> None:
+    """One file per name, <name><suffix>, in a directory of this stage's own."""
+    for name, text in contents.items():
+        write_text(directory / f"{name}{suffix}", text)
+    _remove_stale(directory, suffix, list(contents))
+
+
+def _predictions(model_id: str, seed: int) -> str:
+    path = predictions_path(model_id, seed)
+    if not path.is_file():
+        raise _missing(path, model_id, seed)
+    return path.read_text()
+
+
+def collect(params: Params) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Test metrics of every run (one row per model and seed) and timings per run."""
+    rows, timings = [], {}
+    for model_id, seed in _runs(params):
+        directory = live_dir(model_id, seed)
+        test = _read_json(directory / "metrics.json", model_id, seed).get("test", {})
         missing = [key for key in METRIC_KEYS if key not in test]
         if missing:
-            raise StageError(
-                f"{live_dir(model_id)}/metrics.json lacks {missing}: rerun `dvc repro train@{model_id}`"
-            )
-        metrics[model_id] = {key: test[key] for key in METRIC_KEYS}
-        run = _read_json(live_dir(model_id) / "run.json", model_id)
-        timings[model_id] = {
+            stage = f"train@{run_name(model_id, seed)}"
+            raise StageError(f"{directory}/metrics.json lacks {missing}: rerun `dvc repro {stage}`")
+        rows.append({"id": model_id, "seed": seed, **{key: test[key] for key in METRIC_KEYS}})
+        run = _read_json(directory / "run.json", model_id, seed)
+        timings[run_name(model_id, seed)] = {
             "train_seconds": run["train_seconds"],
             "train_images_per_second": run["train_images_per_second"],
-            "peak_rss_mib": run.get("peak_rss_mib"),  # absent in runs recorded before it was
+            "peak_rss_mib": run.get("peak_rss_mib"),
             "device": run["environment"]["device"],
         }
-    return metrics, timings
+    return pd.DataFrame(rows, columns=["id", "seed", *METRIC_KEYS]), timings
 
 
-def comparison_table(params: Params, metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    rows = [
-        {"id": model_id, "model": params.models[model_id].display_name, **values}
-        for model_id, values in metrics.items()
-    ]
-    return pd.DataFrame(rows, columns=["id", "model", *METRIC_KEYS])
+def comparison_table(params: Params, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the scores' means over seeds (the scores, with one seed), their
+    standard deviations over seeds (empty with one seed), parameter counts and epochs."""
+    grouped = runs.groupby("id", sort=False)
+    means = grouped[list(SCORES)].mean().round(6)
+    spreads = grouped[list(SCORES)].std(ddof=1).round(6).add_suffix("_std")
+    fixed = grouped[list(METRIC_KEYS[len(SCORES) :])].first()
+    table = pd.concat([means, spreads, fixed], axis=1).reindex(list(params.models))
+    table.insert(0, "seeds", grouped.size())
+    table.insert(0, "model", [params.models[model_id].display_name for model_id in table.index])
+    return table.rename_axis("id").reset_index()
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """The study's table: display names, the four scores, parameters."""
+    """The study's table: display names, the four scores (mean ± standard deviation over
+    seeds where there are several), parameters."""
     shown = table[["model", *SCORES, "param_count"]].rename(columns={"param_count": "parameters"})
+    if "seeds" in table and (table["seeds"] > 1).any():
+        for score in SCORES:
+            shown[score] = [
+                f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
+                for mean, std, seeds in zip(table[score], table[f"{score}_std"], table["seeds"], strict=True)
+            ]
+        shown.insert(1, "seeds", table["seeds"])
     return shown.to_markdown(index=False, floatfmt=".4f", intfmt=",")
 
 
@@ -120,13 +191,19 @@ def _save_figure(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def plot_metrics(table: pd.DataFrame, path: Path) -> None:
-    """Grouped bar chart: the four scores per model."""
+    """Grouped bar chart: the four scores per model (means over seeds, with their standard
+    deviation as error bars when there are several seeds)."""
     import matplotlib.pyplot as plt
+    from matplotlib.container import BarContainer
 
+    labels = ["Accuracy", "Precision (macro)", "Recall (macro)", "F1 (macro)"]
     shown = table.set_index("model")[list(SCORES)]
-    shown.columns = ["Accuracy", "Precision (macro)", "Recall (macro)", "F1 (macro)"]
+    shown.columns = labels
+    spreads = table.set_index("model")[[f"{score}_std" for score in SCORES]]
+    spreads.columns = labels
     figure, axes = plt.subplots(figsize=(10, 5))
-    shown.plot.bar(ax=axes, rot=15, width=0.8)
+    error = spreads if spreads.notna().any().any() else None
+    shown.plot.bar(ax=axes, rot=15, width=0.8, yerr=error, capsize=2)
     axes.set_ylim(0, 1)
     axes.set_ylabel("score on the test set")
     axes.set_xlabel("")
@@ -134,19 +211,25 @@ def plot_metrics(table: pd.DataFrame, path: Path) -> None:
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="upper left", ncols=4, fontsize="small")
     for container in axes.containers:
-        axes.bar_label(container, fmt="%.2f", fontsize=6, padding=1)
+        if isinstance(container, BarContainer):  # not the error bars
+            axes.bar_label(container, fmt="%.2f", fontsize=6, padding=1)
     _save_figure(figure, path)
 
 
-def plot_learning_curves(model_id: str, display_name: str, path: Path) -> None:
-    """Accuracy and loss per epoch, train vs validation, for one model."""
+def plot_learning_curves(curves: pd.DataFrame, model_id: str, display_name: str, path: Path) -> None:
+    """Accuracy and loss per epoch, train vs validation, for one model (a line per seed)."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    runs = curves[curves["id"] == model_id]
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
-        for split, label in (("train", "train"), ("eval", "validation")):
-            curve = _read_curve(model_id, split, metric)
-            ax.plot(curve.index, curve.to_numpy(), marker="o", label=label)
+        for (prefix, label), color in zip(
+            (("train", "train"), ("val", "validation")), ("C0", "C1"), strict=True
+        ):
+            for index, (seed, run) in enumerate(runs.groupby("seed", sort=False)):
+                name = label if runs["seed"].nunique() == 1 else f"{label}, seed {seed}"
+                style = "-o" if index == 0 else ("--o", ":o", "-.o")[(index - 1) % 3]
+                ax.plot(run["epoch"], run[f"{prefix}_{metric}"], style, color=color, label=name)
         ax.set_xlabel("epoch")
         _integer_epochs(ax)
         ax.set_ylabel(metric)
@@ -156,14 +239,16 @@ def plot_learning_curves(model_id: str, display_name: str, path: Path) -> None:
     _save_figure(figure, path)
 
 
-def plot_validation_accuracy(params: Params, path: Path) -> None:
-    """Every model's validation accuracy per epoch in one figure."""
+def plot_validation_accuracy(params: Params, curves: pd.DataFrame, path: Path) -> None:
+    """Every model's validation accuracy per epoch in one figure (a line per seed)."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5))
-    for model_id, config in params.models.items():
-        curve = _read_curve(model_id, "eval", "accuracy")
-        axes.plot(curve.index, curve.to_numpy(), marker="o", label=config.display_name)
+    for index, (model_id, config) in enumerate(params.models.items()):
+        runs = curves[curves["id"] == model_id]
+        for number, (_, run) in enumerate(runs.groupby("seed", sort=False)):
+            label = config.display_name if number == 0 else None
+            axes.plot(run["epoch"], run["val_accuracy"], marker="o", color=f"C{index}", label=label)
     axes.set_xlabel("epoch")
     _integer_epochs(axes)
     axes.set_ylabel("validation accuracy")
@@ -178,16 +263,26 @@ def compare(params: Params) -> pd.DataFrame:
     import matplotlib
 
     matplotlib.use("Agg")
-    metrics, timings = collect(params)
-    table = comparison_table(params, metrics)
-    write_json(REPORTS / "metrics.json", metrics)
+    runs, timings = collect(params)
+    table = comparison_table(params, runs)
+    curves = learning_curves(params)
+    scores = {
+        row["id"]: json.dumps({key: row[key] for key in SCORES}, indent=2) + "\n"
+        for row in table.to_dict("records")
+    }
+    _write_each(METRICS_DIR, ".json", scores)
+    predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
+    _write_each(PREDICTIONS_DIR, ".csv", predictions)
+    write_text(CURVES, curves.to_csv(index=False))
     write_json(REPORTS / "timings.json", timings)
     write_text(REPORTS / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
     write_text(REPORTS / "comparison.md", comparison_markdown(table))
     plot_metrics(table, FIGURES / "metrics_comparison.png")
-    plot_validation_accuracy(params, FIGURES / "val_accuracy.png")
+    plot_validation_accuracy(params, curves, FIGURES / "val_accuracy.png")
     for model_id, config in params.models.items():
-        plot_learning_curves(model_id, config.display_name, FIGURES / "learning_curves" / f"{model_id}.png")
+        path = FIGURES / "learning_curves" / f"{model_id}.png"
+        plot_learning_curves(curves, model_id, config.display_name, path)
+    _remove_stale(FIGURES / "learning_curves", ".png", list(params.models))
     log.info("%s", markdown_table(table))
     return table
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from src.cli import StageError
@@ -31,6 +31,9 @@ from src.cli import StageError
 PARAMS_FILE = Path("params.yaml")
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+Builders = dict[str, Callable[..., Any]]  # src.models.BUILDERS
 
 
 class ParamsError(StageError):
@@ -56,6 +59,8 @@ class PrepareParams(_Strict):
 
 class TrainParams(_Strict):
     strategy: Literal["auto", "default", "mirrored"] = "auto"
+    cpu_isa: Literal["avx2", "native"] = "avx2"  # oneDNN's instruction set (see src/train.py)
+    threads: PositiveInt = 2  # TensorFlow's threads for one training run, whatever the core count
     mixed_precision: bool = False
     jit_compile: bool = False
     steps_per_execution: PositiveInt = 25
@@ -75,34 +80,22 @@ class ModelParams(_Strict):
     batch_size: PositiveInt = 32
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: PositiveFloat = 0.001
-    cpu_shards: Literal["auto"] | PositiveInt = 1  # batch shards trained side by side (src/shards.py)
+    cpu_shards: PositiveInt = 1  # batch shards trained side by side (src/shards.py)
+
+    @field_validator("cpu_shards", mode="before")
+    @classmethod
+    def _no_auto_shards(cls, value: Any) -> Any:
+        if value == "auto":
+            raise ValueError(
+                "'auto' is no longer allowed: it split batches by the machine's core count, so results "
+                "depended on the machine; set a number (2 is what auto gave on two cores)"
+            )
+        return value
 
     @field_validator("learning_rate", mode="before")
     @classmethod
     def _float_from_int(cls, value: Any) -> Any:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _builder_accepts_arguments(self) -> ModelParams:
-        from src.models import BUILDERS  # imported here: only the schema of models needs Keras
-
-        if self.builder not in BUILDERS:
-            raise ValueError(f"builder {self.builder!r} does not exist; choose one of {sorted(BUILDERS)}")
-        signature = inspect.signature(BUILDERS[self.builder])
-        allowed = [name for name in signature.parameters if name not in ("input_shape", "num_classes")]
-        unknown = sorted(set(self.builder_kwargs) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown} for builder {self.builder!r}; it accepts {allowed}")
-        for key, value in self.builder_kwargs.items():
-            annotation = signature.parameters[key].annotation
-            if annotation is inspect.Parameter.empty:
-                continue
-            try:
-                TypeAdapter(annotation, config=ConfigDict(strict=True)).validate_python(value)
-            except ValidationError as err:
-                reason = err.errors()[0]["msg"]
-                raise ValueError(f"{key}={value!r} is not allowed for {self.builder!r}: {reason}") from None
-        return self
 
     @property
     def builder_kwargs(self) -> dict[str, Any]:
@@ -111,10 +104,18 @@ class ModelParams(_Strict):
 
 class Params(_Strict):
     seed: NonNegativeInt = 42
+    seeds: list[NonNegativeInt] = Field(default=[42], min_length=1)
     data: DataParams
     prepare: PrepareParams = PrepareParams()
     train: TrainParams = TrainParams()
     models: dict[str, ModelParams] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_differ(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds} repeat a seed: each seed is one training run per model")
+        return seeds
 
     @field_validator("models")
     @classmethod
@@ -123,6 +124,42 @@ class Params(_Strict):
             if not MODEL_ID.match(model_id):
                 raise ValueError(f"model id {model_id!r} must be lower-case letters, digits and underscores")
         return models
+
+
+def check_builder_kwargs(params: Params, builders: Builders, source: str = "params.yaml") -> None:
+    """Check every model's builder and its keyword arguments against the registry's signatures.
+
+    The registry is passed in rather than imported, so that stages that build no model
+    (download, prepare, compare) do not depend on src/models.py: a new builder reruns only
+    the stages that build models. The train stage checks them before anything else.
+    """
+    lines = []
+    for model_id, config in params.models.items():
+        problem = _builder_problem(config, builders)
+        if problem:
+            lines.append(f"  models.{model_id}: {problem}")
+    if lines:
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(lines))
+
+
+def _builder_problem(config: ModelParams, builders: Builders) -> str | None:
+    if config.builder not in builders:
+        return f"builder {config.builder!r} does not exist; choose one of {sorted(builders)}"
+    signature = inspect.signature(builders[config.builder])
+    allowed = [name for name in signature.parameters if name not in ("input_shape", "num_classes")]
+    unknown = sorted(set(config.builder_kwargs) - set(allowed))
+    if unknown:
+        return f"unknown key(s) {unknown} for builder {config.builder!r}; it accepts {allowed}"
+    for key, value in config.builder_kwargs.items():
+        annotation = signature.parameters[key].annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        try:
+            TypeAdapter(annotation, config=ConfigDict(strict=True)).validate_python(value)
+        except ValidationError as err:
+            reason = err.errors()[0]["msg"]
+            return f"{key}={value!r} is not allowed for {config.builder!r}: {reason}"
+    return None
 
 
 def _format_error(err: ValidationError) -> str:
@@ -140,18 +177,24 @@ def _format_error(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate an already-loaded params mapping; raise ParamsError naming every bad key."""
+def parse_params(raw: Any, source: str = "params.yaml", builders: Builders | None = None) -> Params:
+    """Validate an already-loaded params mapping; raise ParamsError naming every bad key.
+
+    With `builders` (src.models.BUILDERS), also each model's builder and its arguments.
+    """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of keys at the top level")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(f"{source} is invalid:\n{_format_error(err)}") from None
+    if builders is not None:
+        check_builder_kwargs(params, builders, source)
+    return params
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml."""
+def load_params(path: Path | str = PARAMS_FILE, builders: Builders | None = None) -> Params:
+    """Read and validate params.yaml (with `builders`, the models' builder arguments too)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found: run the stages from the repository root")
@@ -159,4 +202,4 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from None
-    return parse_params(raw, source=str(path))
+    return parse_params(raw, source=str(path), builders=builders)

@@ -7,7 +7,8 @@ batch into one shard per core, running every shard's forward and backward pass c
 on one thread each, and summing the gradients does the same computation as the whole batch
 at once, the way multi-GPU data parallelism does, and trained the two small CNNs here 1.2x
 to 1.3x faster on two cores (`make bench-levers` measures it). It is what `cpu_shards` in a
-models entry of params.yaml turns on.
+models entry of params.yaml turns on; the count is a parameter, never the machine's core
+count, because the split decides the order in which gradients are summed.
 
 The same computation: the loss is the mean over the whole batch, taken from the logits as
 Keras takes it from an unsplit softmax output, so the gradients are the batch's;
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Any
 
 import keras
@@ -39,7 +39,22 @@ from keras.src.models.functional import operation_fn as _with_call_context  # wh
 
 log = logging.getLogger(__name__)
 
-MIN_IMAGES_PER_SHARD = 8  # below this a shard's kernels are mostly overhead
+# This module runs Keras's functional graph walk and reads Keras internals (the call context,
+# cached logits, seed generators). The Keras releases whose internals it was checked against
+# (tests/test_shards.py, in float64): elsewhere it refuses to run rather than risk a silent
+# gradient error. To try another release, run those tests on it and add it here.
+CHECKED_KERAS = ("3.15.",)
+
+
+def check_keras_version(version: str = keras.__version__) -> None:
+    """Raise ValueError, naming the fix, unless Keras is a release these shards were checked on."""
+    if not version.startswith(CHECKED_KERAS):
+        checked = ", ".join(f"{release}x" for release in CHECKED_KERAS)
+        raise ValueError(
+            f"batch shards (src/shards.py) were checked against Keras {checked} and this is Keras "
+            f"{version}: set cpu_shards: 1, or install the version of requirements.lock"
+        )
+
 
 # Layers that compute each image on its own (or, BatchNormalization, that are synchronized
 # here), so that running them on shards of a batch computes the same as on the whole batch.
@@ -80,51 +95,43 @@ _PER_IMAGE_LAYERS = (
 )
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def resolve_shards(setting: int | str, batch_size: int, cores: int | None = None) -> int:
+def resolve_shards(setting: int, batch_size: int) -> int:
     """How many shards to split each batch into: `setting` from params.yaml, 1 where it cannot help.
 
-    auto: one per CPU core, keeping at least MIN_IMAGES_PER_SHARD images in each; 1 with a
-    visible GPU or another Keras backend. Must run before TensorFlow starts its runtime
-    (listing the physical GPUs does not start it).
+    1 with a visible GPU or another Keras backend. Never derived from the machine's core
+    count: the split is part of the arithmetic (the order of the gradient sums), so it is
+    a recorded parameter. Must run before TensorFlow starts its runtime (listing the
+    physical GPUs does not start it).
     """
     if keras.backend.backend() != "tensorflow" or tf.config.list_physical_devices("GPU"):
         return 1
-    if setting == "auto":
-        cores = available_cores() if cores is None else cores
-        return max(1, min(cores, batch_size // MIN_IMAGES_PER_SHARD))
-    shards = int(setting)
-    if shards > batch_size:
-        raise ValueError(f"cpu_shards={shards} is more than the batch size {batch_size}")
-    return shards
+    if setting > batch_size:
+        raise ValueError(f"cpu_shards={setting} is more than the batch size {batch_size}")
+    return setting
 
 
-def configure_threads(shards: int, cores: int | None = None) -> None:
-    """Run the shards side by side: as many inter-op threads as shards, the cores shared among them.
+def configure_threads(shards: int, threads: int) -> None:
+    """`threads` intra-op threads in all, shared among the shards, which run side by side.
 
-    TensorFlow fixes its thread pools when its runtime starts; after that this only warns.
+    Unsplit (one shard): an intra-op pool of `threads`. In shards: as many inter-op threads
+    as shards, and `threads // shards` (at least one) intra-op threads for each shard's
+    kernels. The same counts on every machine, whatever its cores (fewer cores than threads
+    only take turns). TensorFlow fixes its thread pools when its runtime starts; after that
+    this only warns.
     """
-    if shards < 2:
-        return
-    cores = available_cores() if cores is None else cores
-    intra = max(1, cores // shards)
+    intra = max(1, threads // shards)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(shards)
+        if shards > 1:
+            tf.config.threading.set_inter_op_parallelism_threads(shards)
     except RuntimeError:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         if current != intra:
             log.warning(
-                "TensorFlow had started before the %d batch shards could get %d thread(s) each; "
-                "they run with its current threads (correct, but slower)",
-                shards,
+                "TensorFlow had started before its thread pools could be set to %d intra-op thread(s) "
+                "for %d shard(s); results may differ in rounding from a run that set them",
                 intra,
+                shards,
             )
 
 
@@ -299,6 +306,7 @@ class BatchShards(keras.Model):
     """
 
     def __init__(self, model: keras.Model, shards: int, **kwargs: Any) -> None:
+        check_keras_version()
         super().__init__(name=f"{model.name}_in_{shards}_shards", **kwargs)
         bad = unshardable_layers(model)
         if bad:

@@ -1,23 +1,29 @@
-"""Stage `train@<id>`: train one model of params.yaml's `models`, then evaluate it on test.
+"""Stage `train@<id>-<seed>`: train one model of params.yaml's `models` with one of its
+`seeds`, then evaluate it on test.
 
-`python -m src.train <id>` builds the model from the registry in src/models.py, trains it
-with that model's recipe on the prepared train split (validating on the val split every
-epoch, logged with DVCLive), and writes:
+`python -m src.train <id> --seed <seed>` builds the model from the registry in src/models.py,
+trains it with that model's recipe on the prepared train split (validating on the val split
+every epoch, logged with DVCLive), and writes:
 
-- `models/<id>.keras`: the trained model (it takes raw uint8 images), saved under a
+- `models/<id>-<seed>.keras`: the trained model (it takes raw uint8 images), saved under a
   temporary name and renamed, so it is never half-written;
-- `reports/train/<id>/`: DVCLive's per-epoch curves, `metrics.json` with the test scores
-  and parameter counts, the test confusion matrix, and `run.json` (written last, atomically)
-  with the training time and the environment (library versions, CPU/GPU) the run used.
-  DVCLive writes as training goes; DVC records the stage only once it has finished, and
-  reruns it from scratch after an interruption.
+- `reports/train/<id>-<seed>/`: DVCLive's per-epoch curves, `metrics.json` with the test
+  scores and parameter counts, the test predictions (`predictions.csv`), and `run.json`
+  (written last, atomically) with the training time, the thread pools, kernels and
+  environment (library versions, CPU flags, GPU) the run used. DVCLive writes as training
+  goes; DVC records the stage only once it has finished, and reruns it from scratch after an
+  interruption.
 
-Everything is seeded from params.yaml and, unless `train.jit_compile` is on, TensorFlow's op
-determinism too, so the same code, params and data give the same weights and scores on a CPU.
+Everything is seeded and, unless `train.jit_compile` is on, TensorFlow's ops are
+deterministic; the batch split (`cpu_shards`), the thread pools (`train.threads`) and the CPU
+kernels' instruction set (`train.cpu_isa`) come from params.yaml, never from the machine. So
+the same code, params, data and library versions give the same bytes on any x86-64 CPU with
+AVX2, whatever its core count (tests/test_reproducible.py); GPUs compute otherwise.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -35,22 +41,12 @@ import numpy as np
 
 from src.cli import StageError, run_stage
 from src.data import CLASSES, IMAGE_SHAPE, load_split
-from src.files import atomic_write, write_json
-from src.models import build_model
+from src.files import atomic_write, write_json, write_text
+from src.models import BUILDERS, build_model
 from src.params import ModelParams, Params, TrainParams, load_params
+from src.paths import live_dir, model_path, predictions_path
 
 log = logging.getLogger(__name__)
-
-MODELS_DIR = Path("models")
-REPORTS_DIR = Path("reports/train")
-
-
-def model_path(model_id: str) -> Path:
-    return MODELS_DIR / f"{model_id}.keras"
-
-
-def live_dir(model_id: str) -> Path:
-    return REPORTS_DIR / model_id
 
 
 def model_config(params: Params, model_id: str) -> ModelParams:
@@ -105,20 +101,76 @@ def _strategy(train: TrainParams):  # type: ignore[no-untyped-def]
     return tf.distribute.get_strategy()
 
 
+ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+PORTABLE_ISA = "AVX2"
+
+
 def configure_tensorflow(train_cfg: TrainParams) -> None:
     """Choose TensorFlow's CPU kernels before TensorFlow is imported (it reads the choice once).
 
-    TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 or AMX; on
-    AVX2 CPUs they train these models faster than the default Eigen kernels (1.2x for
-    simple_cnn, up to 2x for the VGG-style net; benchmarks/train_speed.py --levers). They
-    round differently from Eigen, so scores move slightly, but reruns stay bit-identical.
+    `train.onednn`: TensorFlow turns its oneDNN kernels on by default only on CPUs with
+    AVX-512 or AMX; on AVX2 CPUs they train these models faster than the default Eigen
+    kernels (1.2x for simple_cnn, up to 2x for the VGG-style net). They round differently
+    from Eigen, so scores move slightly, but reruns stay bit-identical.
+
+    `train.cpu_isa`: oneDNN picks its kernels by the CPU's instruction set, and kernels for
+    different instruction sets round differently: with the same code, params and data,
+    mlp_l2 scored 0.3844 on an AVX-512 CPU and 0.3607 on an AVX2 one. `avx2` caps oneDNN at
+    AVX2 (ONEDNN_MAX_CPU_ISA), which x86-64 CPUs of the last decade have, so every such CPU
+    computes the same bytes; `native` lets it use everything the CPU has (on a 2-core AVX-512
+    machine mlp_l2 trained in 84 s instead of 103 s, simple_cnn equally fast), and results
+    then depend on the CPU. `cpu_isa_record` says what a run used.
     """
-    wanted = "1" if train_cfg.onednn else "0"
     if "tensorflow" in sys.modules:
-        if onednn_enabled() != train_cfg.onednn:
-            log.warning("TensorFlow was imported before train.onednn could take effect; it is ignored")
+        isa_differs = os.environ.get(ONEDNN_ISA_VARIABLE) != _isa_setting(train_cfg)
+        if onednn_enabled() != train_cfg.onednn or isa_differs:
+            log.warning("TensorFlow was imported before train.onednn / train.cpu_isa could take effect")
         return
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = wanted
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if train_cfg.onednn else "0"
+    isa = _isa_setting(train_cfg)
+    if isa is None:
+        os.environ.pop(ONEDNN_ISA_VARIABLE, None)
+    else:
+        os.environ[ONEDNN_ISA_VARIABLE] = isa
+
+
+def _isa_setting(train_cfg: TrainParams) -> str | None:
+    return PORTABLE_ISA if train_cfg.cpu_isa == "avx2" else None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_isa_record(train_cfg: TrainParams, flags: set[str] | None = None) -> dict[str, Any]:
+    """What decided the CPU kernels' arithmetic in this run, for run.json.
+
+    `kernels_isa` is the instruction set oneDNN's kernels were limited to: "AVX2" wherever the
+    cap applied and the CPU has AVX2 (then the bytes match any other such CPU), "native" (the
+    CPU's best, which the CPU flags tell), or "below AVX2" on an older CPU, whose results
+    differ from the recorded run's.
+    """
+    flags = cpu_flags() if flags is None else flags
+    known = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    if train_cfg.cpu_isa == "native":
+        kernels = "native"
+    elif flags and "avx2" not in flags:
+        kernels = "below AVX2"
+    else:
+        kernels = PORTABLE_ISA
+    return {
+        "cpu_isa": train_cfg.cpu_isa,
+        "kernels_isa": kernels,
+        "onednn_max_cpu_isa": os.environ.get(ONEDNN_ISA_VARIABLE),
+        "cpu_flags": sorted(flag for flag in known if flag in flags),
+    }
 
 
 def onednn_enabled() -> bool:
@@ -247,6 +299,20 @@ def environment() -> dict[str, Any]:
     }
 
 
+def thread_counts() -> dict[str, int]:
+    """TensorFlow's intra-op and inter-op thread pools as this run set them (0: TensorFlow's default)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return {}
+    import tensorflow as tf
+
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
 def peak_rss_mib() -> int:
     """Peak resident memory of this process so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -272,11 +338,21 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def setup_cpu_shards(config: ModelParams, model_id: str) -> int:
-    """Resolve the model's `cpu_shards` and size TensorFlow's thread pools for them.
+def predictions_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    """The test predictions as CSV, one row per test image in test-set order: actual,predicted
+    class names (what DVC's confusion-matrix template reads; about 170 KB for 10,000 images)."""
+    names = np.asarray(CLASSES)
+    rows = [f"{actual},{predicted}" for actual, predicted in zip(names[y_true], names[y_pred], strict=True)]
+    return "actual,predicted\n" + "\n".join(rows) + "\n"
 
-    Call before TensorFlow starts its runtime (before any model or tensor is made); returns
-    how many shards each batch is split into (1: not split). See src/shards.py.
+
+def setup_cpu_threads(config: ModelParams, train_cfg: TrainParams, model_id: str) -> int:
+    """Size TensorFlow's thread pools from params.yaml, never from the machine's core count.
+
+    A kernel may split one sum across its threads, so the thread count can be part of the
+    arithmetic: `train.threads` fixes it (the intra-op pool, shared by the shards), and the
+    model's `cpu_shards` fixes how each batch is split (src/shards.py). Call before
+    TensorFlow starts its runtime (before any model or tensor is made); returns the shards.
     """
     import keras
 
@@ -287,8 +363,8 @@ def setup_cpu_shards(config: ModelParams, model_id: str) -> int:
     try:
         shards = resolve_shards(config.cpu_shards, config.batch_size)
     except ValueError as err:
-        raise StageError(f"models.{model_id}: {err}; lower cpu_shards or set it to auto") from None
-    configure_threads(shards)
+        raise StageError(f"models.{model_id}: {err}; lower cpu_shards") from None
+    configure_threads(shards, train_cfg.threads)
     return shards
 
 
@@ -307,7 +383,7 @@ def plain_model(model):  # type: ignore[no-untyped-def]
 def compile_model(config: ModelParams, train_cfg: TrainParams, shards: int = 1):  # type: ignore[no-untyped-def]
     """Build a model from the registry and compile it with its recipe (under the distribution strategy).
 
-    With `shards` > 1 (from `setup_cpu_shards`), the compiled model is the built one wrapped
+    With `shards` > 1 (from `setup_cpu_threads`), the compiled model is the built one wrapped
     in src.shards.BatchShards; `plain_model` gives back the built one.
     """
     import keras
@@ -319,20 +395,15 @@ def compile_model(config: ModelParams, train_cfg: TrainParams, shards: int = 1):
             from src.shards import BatchShards, unshardable_layers
 
             bad = unshardable_layers(model)
-            if bad and config.cpu_shards != "auto":
+            if bad:
                 raise StageError(
                     f"cpu_shards={config.cpu_shards} cannot split {config.builder!r}'s batches: "
                     f"{', '.join(bad)} mix the images of a batch; set cpu_shards: 1"
                 )
-            if bad:
-                log.warning(
-                    "%s: not splitting batches (%s mix the images of a batch); set its cpu_shards: 1 "
-                    "to give its kernels all cores",
-                    config.builder,
-                    ", ".join(bad),
-                )
-            else:
+            try:
                 model = BatchShards(model, shards)
+            except ValueError as err:
+                raise StageError(str(err)) from None
         model.compile(
             optimizer=_optimizer(config, train_cfg),
             loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -348,7 +419,7 @@ def prepare_model(config: ModelParams, train_cfg: TrainParams, model_id: str, se
     the precision policy set, built and compiled. Call before TensorFlow starts its runtime."""
     import keras
 
-    shards = setup_cpu_shards(config, model_id)
+    shards = setup_cpu_threads(config, train_cfg, model_id)
     seed_everything(seed, op_determinism=not train_cfg.jit_compile)
     if train_cfg.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
@@ -394,9 +465,11 @@ def fit(  # type: ignore[no-untyped-def]
     )
 
 
-def train(model_id: str, params: Params) -> dict[str, Any]:
-    """Train and evaluate one model; write its model file and reports. Returns its metrics."""
+def train(model_id: str, params: Params, seed: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one model with one seed (default: the first of params.yaml's
+    `seeds`); write its model file and reports. Returns its metrics."""
     config = model_config(params, model_id)
+    seed = params.seeds[0] if seed is None else seed
     x_train, y_train = load_split("train")
     x_val, y_val = load_split("val")
     x_test, y_test = load_split("test")
@@ -406,18 +479,19 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
     import keras
     from dvclive import Live
 
-    model = prepare_model(config, train_cfg, model_id, params.seed)
+    model = prepare_model(config, train_cfg, model_id, seed)
     net = plain_model(model)
     if train_cfg.jit_compile and not model.jit_compile:
         log.info("%s: XLA is not available for this model's layers; training without it", model_id)
-    out_dir = live_dir(model_id)
+    out_dir = live_dir(model_id, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     interactive = sys.stdout.isatty()
     log.info(
-        "training %s (%s, %s parameters) on %s images, validating on %s, %d epochs of batch %d%s",
+        "training %s (%s, %s parameters, seed %d) on %s images, validating on %s, %d epochs of batch %d%s",
         model_id,
         config.builder,
         f"{net.count_params():,}",
+        seed,
         f"{len(y_train):,}",
         f"{len(y_val):,}",
         config.epochs,
@@ -425,14 +499,14 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         f" in {model.shards} shards side by side" if net is not model else "",
     )
     with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
-        live.log_params({"model_id": model_id, **config.model_dump()})
+        live.log_params({"model_id": model_id, "seed": seed, **config.model_dump()})
         with _ctrl_c_recorded() as ctrl_c:
             callbacks = [_stop_on_ctrl_c(ctrl_c), _dvclive_callback(live)]
             if not interactive:
                 callbacks.append(_epoch_line_callback(config.epochs))
             verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
             started = time.perf_counter()
-            fit(model, config, train_cfg, (x_train, y_train), (x_val, y_val), params.seed, callbacks, verbose)
+            fit(model, config, train_cfg, (x_train, y_train), (x_val, y_val), seed, callbacks, verbose)
             train_seconds = time.perf_counter() - started
 
         probabilities = model.predict(x_test, batch_size=train_cfg.eval_batch_size, verbose=0)
@@ -446,12 +520,12 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         }
         for key, value in metrics.items():
             live.log_metric(f"test/{key}", value, plot=False)
-        names = np.asarray(CLASSES)
-        live.log_sklearn_plot("confusion_matrix", names[y_test], names[y_pred], name="confusion_matrix.json")
+        write_text(predictions_path(model_id, seed), predictions_csv(y_test, y_pred))
 
-        atomic_write(model_path(model_id), net.save)
+        atomic_write(model_path(model_id, seed), net.save)
     run = {
         "model_id": model_id,
+        "seed": seed,
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
         "peak_rss_mib": peak_rss_mib(),
@@ -459,6 +533,8 @@ def train(model_id: str, params: Params) -> dict[str, Any]:
         "onednn": keras.backend.backend() == "tensorflow" and onednn_enabled(),
         "fused_optimizer": fuses_adam(config, train_cfg),
         "cpu_shards": model.shards if net is not model else 1,
+        "threads": thread_counts(),
+        "cpu_isa": cpu_isa_record(train_cfg),
         "environment": environment(),
     }
     write_json(out_dir / "run.json", run)
@@ -545,12 +621,16 @@ def _dvclive_callback(live):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise StageError("usage: python -m src.train <model id from params.yaml's models>")
+    parser = argparse.ArgumentParser(
+        description="Train and evaluate one model of params.yaml (stage train@<id>-<seed>)."
+    )
+    parser.add_argument("model_id", help="a key of params.yaml's models")
+    parser.add_argument("--seed", type=int, help="the run's seed (default: the first of params.yaml's seeds)")
+    args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    params = load_params()
+    params = load_params(builders=BUILDERS)
     configure_tensorflow(params.train)
-    train(sys.argv[1], params)
+    train(args.model_id, params, args.seed)
 
 
 if __name__ == "__main__":

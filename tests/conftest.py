@@ -21,8 +21,9 @@ VAL_SIZE = 50
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # In-process tests import TensorFlow once; give it the kernels the train stage picks by default
-# (params.yaml's train.onednn), before any test module imports it.
+# (params.yaml's train.onednn), before any test module imports it,
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")  # and the instruction set of train.cpu_isa: avx2
 
 
 @pytest.fixture(scope="session")

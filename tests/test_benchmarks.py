@@ -113,7 +113,7 @@ def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_pre
     assert line == json.loads(out.read_text())
     assert line["model"] == "simple_cnn" and line["epochs"] == 1
     assert 0.0 <= line["accuracy"] <= 1.0 and 0.0 <= line["f1"] <= 1.0
-    stage = json.loads((in_prepared_project / "reports/train/simple_cnn/metrics.json").read_text())["test"]
+    stage = json.loads((in_prepared_project / "reports/train/simple_cnn-42/metrics.json").read_text())["test"]
     assert line["pipeline_accuracy"] == stage["accuracy"]
     assert line["accuracy_delta_points"] == pytest.approx(
         100 * (stage["accuracy"] - line["accuracy"]), abs=0.01
@@ -184,9 +184,9 @@ def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
     from src.params import load_params
 
     train.train("mlp_l2", load_params())
-    stage_loss = json.loads((in_prepared_project / "reports/train/mlp_l2/metrics.json").read_text())["train"][
-        "loss"
-    ]
+    stage_loss = json.loads((in_prepared_project / "reports/train/mlp_l2-42/metrics.json").read_text())[
+        "train"
+    ]["loss"]
     command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--models", "mlp_l2"]
     command += ["--project", str(in_prepared_project)] + (["--pipeline-order"] if pipeline_order else [])
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

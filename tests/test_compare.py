@@ -11,7 +11,7 @@ import pytest
 from src.cli import StageError
 from src.compare import REFERENCE, compare
 from src.params import load_params
-from src.train import live_dir
+from src.paths import live_dir, predictions_path
 from tests.conftest import write_params
 
 PARAM_COUNTS = {
@@ -23,8 +23,8 @@ PARAM_COUNTS = {
 }
 
 
-def _fake_run(model_id: str, accuracy: float, epochs: int = 3) -> None:
-    out = live_dir(model_id)
+def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -> None:
+    out = live_dir(model_id, seed)
     for split in ("train", "eval"):
         for metric in ("accuracy", "loss"):
             path = out / "plots" / "metrics" / split / f"{metric}.tsv"
@@ -45,6 +45,7 @@ def _fake_run(model_id: str, accuracy: float, epochs: int = 3) -> None:
         "epochs": epochs,
     }
     (out / "metrics.json").write_text(json.dumps({"train": {}, "eval": {}, "step": epochs - 1, "test": test}))
+    predictions_path(model_id, seed).write_text("actual,predicted\ncat,cat\ndog,cat\n")
     env = {"device": "CPU"}
     (out / "run.json").write_text(
         json.dumps({"train_seconds": 12.5, "train_images_per_second": 99.0, "environment": env})
@@ -60,57 +61,90 @@ def reported(tmp_path: Path, params_dict: dict, monkeypatch: pytest.MonkeyPatch)
     return tmp_path
 
 
+def _scores(model_id: str) -> dict:
+    return json.loads((Path("reports/metrics") / f"{model_id}.json").read_text())
+
+
 def test_compare_writes_every_report(reported: Path) -> None:
     table = compare(load_params())
-    metrics = json.loads(Path("reports/metrics.json").read_text())
-    assert list(metrics) == ["mlp_bn", "mlp_l2", "simple_cnn", "cnn_da_dropout", "resnet"]
-    assert metrics["simple_cnn"]["accuracy"] == pytest.approx(0.5)
-    assert {m["param_count"] for m in metrics.values()} == set(PARAM_COUNTS.values())
-    assert set(metrics["resnet"]) == {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "param_count",
-        "trainable_params",
-        "non_trainable_params",
-        "epochs",
-    }
-    assert "train_seconds" not in json.dumps(metrics)  # timings vary: kept out of the metrics file
-    assert json.loads(Path("reports/timings.json").read_text())["mlp_bn"]["train_seconds"] == 12.5
+    models = ["mlp_bn", "mlp_l2", "simple_cnn", "cnn_da_dropout", "resnet"]
+    assert sorted(p.stem for p in Path("reports/metrics").iterdir()) == sorted(models)
+    assert _scores("simple_cnn") == {"accuracy": 0.5, "precision": 0.51, "recall": 0.5, "f1": 0.49}
+    assert all(list(_scores(m)) == ["accuracy", "precision", "recall", "f1"] for m in models)
+    assert json.loads(Path("reports/timings.json").read_text())["mlp_bn-42"]["train_seconds"] == 12.5
 
     csv = pd.read_csv("reports/comparison.csv")
     assert csv["model"].tolist() == REFERENCE["model"].tolist() == table["model"].tolist()
+    assert csv["param_count"].tolist() == list(PARAM_COUNTS.values())
     markdown = Path("reports/comparison.md").read_text()
     assert "| CNN with DA and Dropout |" in markdown and "Reference: the original study" in markdown
     assert "0.8137" in markdown  # the study's ResNet accuracy, for context
 
+    curves = pd.read_csv("reports/curves.csv")
+    assert list(curves.columns) == [
+        "id", "model", "seed", "epoch", "train_accuracy", "train_loss", "val_accuracy", "val_loss"
+    ]  # fmt: skip
+    assert curves["id"].unique().tolist() == models and curves["epoch"].tolist() == [1, 2, 3] * 5
+    resnet = curves[curves["id"] == "resnet"]
+    assert resnet["model"].unique().tolist() == ["ResNet"]
+    assert resnet["val_accuracy"].tolist() == pytest.approx([0.7 / 3, 1.4 / 3, 0.7])
+    assert Path("reports/predictions/mlp_l2-42.csv").read_text() == "actual,predicted\ncat,cat\ndog,cat\n"
+
     figures = Path("reports/figures")
-    expected = ["metrics_comparison.png", "val_accuracy.png"] + [f"learning_curves/{m}.png" for m in metrics]
+    expected = ["metrics_comparison.png", "val_accuracy.png"] + [f"learning_curves/{m}.png" for m in models]
     for name in expected:
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     leftovers = [p for p in Path("reports").rglob("*") if p.name.startswith(".")]
     assert leftovers == []
 
 
-def test_metrics_file_is_byte_identical_on_rerun(reported: Path) -> None:
+def test_reports_are_byte_identical_on_rerun(reported: Path) -> None:
     compare(load_params())
-    first = Path("reports/metrics.json").read_bytes()
+    files = ["reports/metrics/resnet.json", "reports/curves.csv", "reports/comparison.csv"]
+    first = [Path(name).read_bytes() for name in files]
     compare(load_params())
-    assert Path("reports/metrics.json").read_bytes() == first
+    assert [Path(name).read_bytes() for name in files] == first
 
 
 def test_only_models_in_params_are_compared(reported: Path, params_dict: dict) -> None:
+    compare(load_params())
     del params_dict["models"]["mlp_l2"]  # its stale reports stay on disk and must be ignored
     write_params(reported, params_dict)
     compare(load_params())
-    assert "mlp_l2" not in json.loads(Path("reports/metrics.json").read_text())
+    assert not Path("reports/metrics/mlp_l2.json").exists()
+    assert not Path("reports/predictions/mlp_l2-42.csv").exists()
+    assert "mlp_l2" not in pd.read_csv("reports/curves.csv")["id"].tolist()
     assert not Path("reports/figures/learning_curves/mlp_l2.png").exists()
 
 
 def test_missing_model_reports_name_the_stage(reported: Path) -> None:
-    (live_dir("resnet") / "metrics.json").unlink()
+    (live_dir("resnet", 42) / "metrics.json").unlink()
     with pytest.raises(
-        StageError, match=r"reports/train/resnet/metrics.json not found: run `dvc repro train@resnet`"
+        StageError, match=r"reports/train/resnet-42/metrics.json not found: run `dvc repro train@resnet-42`"
     ):
         compare(load_params())
+
+
+def test_missing_predictions_name_the_stage(reported: Path) -> None:
+    predictions_path("mlp_bn", 42).unlink()
+    with pytest.raises(StageError, match=r"predictions.csv not found: run `dvc repro train@mlp_bn-42`"):
+        compare(load_params())
+
+
+def test_several_seeds_give_means_and_spreads(reported: Path, params_dict: dict) -> None:
+    params_dict["seeds"] = [42, 7]
+    write_params(reported, params_dict)
+    for index, model_id in enumerate(params_dict["models"]):
+        _fake_run(model_id, 0.4 + 0.1 * index, seed=7)  # seed 42 scored 0.3 + 0.1 * index
+    table = compare(load_params())
+    assert table["seeds"].tolist() == [2] * 5
+    assert _scores("mlp_bn")["accuracy"] == pytest.approx(0.35)
+    assert table.set_index("id").loc["mlp_bn", "accuracy_std"] == pytest.approx(0.070711, abs=1e-6)
+    assert "0.3500 ± 0.0707" in Path("reports/comparison.md").read_text()
+    assert sorted(p.name for p in Path("reports/predictions").glob("resnet-*")) == [
+        "resnet-42.csv",
+        "resnet-7.csv",
+    ]
+    curves = pd.read_csv("reports/curves.csv")
+    assert sorted(curves["seed"].unique().tolist()) == [7, 42] and len(curves) == 5 * 2 * 3
+    assert set(json.loads(Path("reports/timings.json").read_text())) >= {"mlp_bn-42", "mlp_bn-7"}

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from src.models import BUILDERS
 from src.params import ParamsError, load_params, parse_params
 from tests.conftest import ROOT
 
@@ -27,7 +28,7 @@ def test_repository_params_are_valid() -> None:
 
 def _error(raw: dict) -> str:
     with pytest.raises(ParamsError) as info:
-        parse_params(raw)
+        parse_params(raw, builders=BUILDERS)
     return str(info.value)
 
 
@@ -81,17 +82,34 @@ def test_builder_argument_of_wrong_type(raw: dict) -> None:
     assert "augment='yes'" in _error(raw)
 
 
-def test_cpu_shards_is_auto_or_a_positive_count(raw: dict) -> None:
+def test_builder_arguments_are_checked_only_with_the_registry(raw: dict) -> None:
+    """download, prepare and compare validate without src.models (not their dependency)."""
+    raw["models"]["simple_cnn"]["dropout"] = 0.3
+    assert parse_params(raw).models["simple_cnn"].builder_kwargs == {"dense_units": 64, "dropout": 0.3}
+
+
+def test_cpu_shards_is_a_positive_count_never_the_core_count(raw: dict) -> None:
     raw["models"]["resnet"]["cpu_shards"] = "two"
     raw["models"]["simple_cnn"]["cpu_shards"] = 0
+    raw["models"]["cnn_da_dropout"]["cpu_shards"] = "auto"
     message = _error(raw)
     assert "models.resnet.cpu_shards" in message and "models.simple_cnn.cpu_shards" in message
+    assert "models.cnn_da_dropout.cpu_shards: 'auto' is no longer allowed" in message
     raw["models"]["resnet"]["cpu_shards"] = 3
-    raw["models"]["simple_cnn"]["cpu_shards"] = "auto"
+    raw["models"]["simple_cnn"]["cpu_shards"] = 1
+    raw["models"]["cnn_da_dropout"]["cpu_shards"] = 2
     params = parse_params(raw)
     assert (
         params.models["resnet"].cpu_shards == 3 and "cpu_shards" not in params.models["resnet"].builder_kwargs
     )
+
+
+def test_cpu_isa_and_threads(raw: dict) -> None:
+    assert parse_params(raw).train.cpu_isa == "avx2" and parse_params(raw).train.threads == 2
+    raw["train"]["cpu_isa"] = "avx512"
+    raw["train"]["threads"] = 0
+    message = _error(raw)
+    assert "train.cpu_isa: Input should be 'avx2' or 'native'" in message and "train.threads" in message
 
 
 def test_bad_sha256_and_url(raw: dict) -> None:

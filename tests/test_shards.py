@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 from src.cli import StageError  # noqa: E402
 from src.models import build_model  # noqa: E402
 from src.params import ModelParams, TrainParams  # noqa: E402
-from src.shards import BatchShards, resolve_shards, unshardable_layers  # noqa: E402
+from src.shards import BatchShards, check_keras_version, resolve_shards, unshardable_layers  # noqa: E402
 from src.train import compile_model, plain_model  # noqa: E402
 
 SMALL = {
@@ -172,9 +172,7 @@ def test_layers_that_mix_a_batch_are_not_split() -> None:
     assert unshardable_layers(build_model("vgg_style", (32, 32, 3), 10)) == []
 
 
-def test_compile_model_wraps_only_when_asked_and_possible(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_compile_model_wraps_only_when_asked_and_possible(monkeypatch: pytest.MonkeyPatch) -> None:
     config = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards=2)
     model = compile_model(config, TrainParams(), shards=2)
     assert isinstance(model, BatchShards) and model.shards == 2
@@ -186,21 +184,22 @@ def test_compile_model_wraps_only_when_asked_and_possible(
     monkeypatch.setattr(src.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
     with pytest.raises(StageError, match=r"cpu_shards=2 cannot split 'simple_cnn'.*set cpu_shards: 1"):
         compile_model(config, TrainParams(), shards=2)
-    auto = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards="auto")
-    with caplog.at_level(logging.WARNING):
-        model = compile_model(auto, TrainParams(), shards=2)
-    assert not isinstance(model, BatchShards) and "not splitting batches" in caplog.text
 
 
-def test_resolve_shards() -> None:
-    assert resolve_shards(1, 32, cores=2) == 1
-    assert resolve_shards("auto", 32, cores=2) == 2
-    assert resolve_shards("auto", 32, cores=1) == 1
-    assert resolve_shards("auto", 32, cores=16) == 4  # at least 8 images per shard
-    assert resolve_shards("auto", 8, cores=2) == 1
-    assert resolve_shards(3, 32, cores=2) == 3
+def test_shards_refuse_an_unchecked_keras_release() -> None:
+    check_keras_version(keras.__version__)  # the pinned release passes
+    with pytest.raises(
+        ValueError, match=r"checked against Keras 3.15.x and this is Keras 3.99.0: set cpu_shards: 1"
+    ):
+        check_keras_version("3.99.0")
+
+
+def test_resolve_shards_takes_the_param_not_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert resolve_shards(1, 32) == 1
+    assert resolve_shards(3, 32) == 3
     with pytest.raises(ValueError, match="cpu_shards=64 is more than the batch size 32"):
-        resolve_shards(64, 32, cores=2)
+        resolve_shards(64, 32)
 
 
 @pytest.mark.parametrize("builder", ["vgg_style", "cnn_da_dropout"])

@@ -12,41 +12,44 @@ import pytest
 
 from src.cli import StageError
 from src.params import load_params
-from src.train import live_dir, model_path, scores, train
+from src.paths import live_dir, model_path, predictions_path
+from src.train import cpu_isa_record, predictions_csv, scores, train
 from tests.conftest import ROOT, write_params
 
 keras = pytest.importorskip("keras")
 
 
 def _weights(model_id: str) -> list[np.ndarray]:
-    return keras.saving.load_model(model_path(model_id)).get_weights()
+    return keras.saving.load_model(model_path(model_id, 42)).get_weights()
 
 
 def test_train_writes_model_metrics_curves_and_environment(in_prepared_project: Path) -> None:
     metrics = train("simple_cnn", load_params())
     assert metrics["param_count"] == 167_562 and metrics["epochs"] == 1
     assert 0.0 <= metrics["accuracy"] <= 1.0
-    assert sorted(p.name for p in Path("models").iterdir()) == ["simple_cnn.keras"]
-    out = live_dir("simple_cnn")
+    assert sorted(p.name for p in Path("models").iterdir()) == ["simple_cnn-42.keras"]
+    out = live_dir("simple_cnn", 42)
     logged = json.loads((out / "metrics.json").read_text())
     assert logged["test"] == metrics
     assert set(logged["train"]) == {"accuracy", "loss"} and set(logged["eval"]) == {"accuracy", "loss"}
     for split in ("train", "eval"):
         assert (out / "plots" / "metrics" / split / "accuracy.tsv").read_text().startswith("step\taccuracy")
-    confusion = json.loads((out / "plots" / "sklearn" / "confusion_matrix.json").read_text())
-    assert len(confusion) == 60 and set(confusion[0]) == {"actual", "predicted"}
+    predictions = predictions_path("simple_cnn", 42).read_text().splitlines()
+    assert predictions[0] == "actual,predicted" and len(predictions) == 1 + 60
     run = json.loads((out / "run.json").read_text())
     assert run["train_seconds"] > 0
     assert run["environment"]["versions"]["keras"] == keras.__version__
     assert run["environment"]["device"] in ("CPU", "GPU")
-    loaded = keras.saving.load_model(model_path("simple_cnn"))
+    loaded = keras.saving.load_model(model_path("simple_cnn", 42))
     assert loaded.count_params() == 167_562
     assert (
         loaded.name == "simple_cnn" and "shards" not in type(loaded).__name__
     )  # saved without its batch shards
-    from src.shards import resolve_shards
-
-    assert run["cpu_shards"] == resolve_shards("auto", load_params().models["simple_cnn"].batch_size)
+    assert run["cpu_shards"] == load_params().models["simple_cnn"].cpu_shards == 2
+    # in this process TensorFlow started before the stage could size its pools (0: its default);
+    # tests/test_reproducible.py checks the pools of the stage's own process
+    assert set(run["threads"]) == {"intra_op", "inter_op"}
+    assert run["cpu_isa"]["cpu_isa"] == "avx2" and run["cpu_isa"]["onednn_max_cpu_isa"] == "AVX2"
 
 
 @pytest.mark.parametrize(
@@ -58,11 +61,11 @@ def test_same_inputs_give_identical_metrics_and_weights(
     params_dict["train"]["jit_compile"] = jit_compile
     write_params(in_prepared_project, params_dict)
     train(model_id, load_params())
-    assert json.loads((live_dir(model_id) / "run.json").read_text())["xla"] is jit_compile
-    first_metrics = (live_dir(model_id) / "metrics.json").read_bytes()
+    assert json.loads((live_dir(model_id, 42) / "run.json").read_text())["xla"] is jit_compile
+    first_metrics = (live_dir(model_id, 42) / "metrics.json").read_bytes()
     first_weights = _weights(model_id)
     train(model_id, load_params())
-    assert (live_dir(model_id) / "metrics.json").read_bytes() == first_metrics
+    assert (live_dir(model_id, 42) / "metrics.json").read_bytes() == first_metrics
     for a, b in zip(first_weights, _weights(model_id), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -101,6 +104,21 @@ def test_cli_reports_one_clear_line(in_prepared_project: Path) -> None:
     ]
 
 
+def test_predictions_csv_names_the_classes_in_test_order() -> None:
+    text = predictions_csv(np.array([0, 9, 3]), np.array([1, 9, 5]))
+    assert text == "actual,predicted\nairplane,automobile\ntruck,truck\ncat,dog\n"
+
+
+def test_cpu_isa_record_says_which_kernels_ran() -> None:
+    from src.params import TrainParams
+
+    avx512 = {"avx2", "fma", "avx512f", "sse4_2"}
+    assert cpu_isa_record(TrainParams(), avx512)["kernels_isa"] == "AVX2"
+    assert cpu_isa_record(TrainParams(), avx512)["cpu_flags"] == ["avx2", "avx512f", "fma"]
+    assert cpu_isa_record(TrainParams(cpu_isa="native"), avx512)["kernels_isa"] == "native"
+    assert cpu_isa_record(TrainParams(), {"avx", "sse4_2"})["kernels_isa"] == "below AVX2"
+
+
 def test_scores_are_macro_averaged() -> None:
     y_true = np.array([0, 0, 0, 1])
     y_pred = np.array([0, 0, 1, 1])
@@ -113,7 +131,7 @@ def test_scores_are_macro_averaged() -> None:
 
 def test_run_records_the_speed_settings(in_prepared_project: Path) -> None:
     train("mlp_l2", load_params())
-    run = json.loads((live_dir("mlp_l2") / "run.json").read_text())
+    run = json.loads((live_dir("mlp_l2", 42) / "run.json").read_text())
     # conftest gives TensorFlow the oneDNN kernels, as params.yaml's train.onednn does for the stage
     assert run["onednn"] is True and run["fused_optimizer"] is True and run["xla"] is False
     assert run["cpu_shards"] == 1  # params.yaml leaves the MLPs unsplit
