@@ -11,8 +11,10 @@ files are ignored), and writes the small, git-tracked reports a reviewer reads:
   validation, one row per model and epoch, for `dvc plots` (one coloured line per model);
 - `reports/predictions/<id>.csv`: the model's test predictions (actual, predicted class),
   for the confusion matrices in `dvc plots` and for statistics without retraining;
-- `reports/comparison.csv` and `reports/comparison.md`: the study's table with parameter
-  counts, plus the original study's reference numbers for context;
+- `reports/statistics.json`: each score's 95% interval per model, and every pair of models
+  compared on the same test images (difference, interval, p-value, Holm-corrected p);
+- `reports/comparison.csv` and `reports/comparison.md`: the study's table with intervals
+  and parameter counts, the pairwise verdicts, and the original study's numbers for context;
 - `reports/timings.json`: training seconds, images/s and peak memory per model (these vary
   run to run, so they are not metrics);
 - `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
@@ -26,9 +28,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from src import stats
 from src.cli import StageError, run_stage
+from src.data import CLASSES
 from src.files import atomic_write, write_json, write_text
 from src.params import Params, load_params
 from src.paths import live_dir, predictions_path, run_name
@@ -40,6 +45,7 @@ FIGURES = REPORTS / "figures"
 METRICS_DIR = REPORTS / "metrics"
 PREDICTIONS_DIR = REPORTS / "predictions"
 CURVES = REPORTS / "curves.csv"
+STATISTICS = REPORTS / "statistics.json"
 SCORES = ("accuracy", "precision", "recall", "f1")
 METRIC_KEYS = (*SCORES, "param_count", "trainable_params", "non_trainable_params", "epochs")
 
@@ -153,25 +159,151 @@ def comparison_table(params: Params, runs: pd.DataFrame) -> pd.DataFrame:
     return table.rename_axis("id").reset_index()
 
 
+def prediction_labels(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """A predictions CSV (actual,predicted class names) as two arrays of class indices."""
+    index = {name: number for number, name in enumerate(CLASSES)}
+    lines = text.splitlines()
+    if not lines or lines[0] != "actual,predicted":
+        raise StageError(f"{path} is not a predictions file (actual,predicted): rerun its training stage")
+    try:
+        pairs = [tuple(index[name] for name in line.split(",")) for line in lines[1:]]
+    except KeyError as err:
+        raise StageError(f"{path} names an unknown class {err}: rerun its training stage") from None
+    labels = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return labels[:, 0], labels[:, 1]
+
+
+def statistics(params: Params, runs: pd.DataFrame, predictions: dict[str, str]) -> dict[str, Any]:
+    """95% intervals per model and paired comparisons between models (src/stats.py).
+
+    One seed: Wilson (accuracy) and bootstrap (macro scores) intervals over the test images;
+    several: t intervals of the mean over seeds. Pairs: every two models, in params.yaml's
+    order, with the difference of accuracy, its interval, the test's p and Holm's p.
+    """
+    correct: dict[str, np.ndarray] = {}
+    models: dict[str, Any] = {}
+    truth: np.ndarray | None = None
+    for model_id in params.models:
+        rows = []
+        for seed in params.seeds:
+            name = run_name(model_id, seed)
+            y_true, y_pred = prediction_labels(predictions[name], f"{predictions_path(model_id, seed)}")
+            if truth is None:
+                truth = y_true
+            elif not np.array_equal(truth, y_true):
+                raise StageError(f"{name} was tested on other images than the other runs: rerun it")
+            rows.append(y_true == y_pred)
+            logged = float(runs[(runs["id"] == model_id) & (runs["seed"] == seed)]["accuracy"].iloc[0])
+            if abs(rows[-1].mean() - logged) > 1e-6:
+                raise StageError(
+                    f"{name}: its predictions give accuracy {rows[-1].mean():.6f} but its metrics.json "
+                    f"says {logged}: the two files are from different runs; rerun `dvc repro train@{name}`"
+                )
+        correct[model_id] = np.stack(rows)
+        mine = runs[runs["id"] == model_id]
+        if len(params.seeds) == 1:
+            intervals = stats.score_intervals(truth, y_pred, len(CLASSES))
+            method = "Wilson (accuracy), paired bootstrap over test images (macro scores)"
+        else:
+            intervals = {score: stats.seed_interval(mine[score].tolist()) for score in SCORES}
+            method = "t interval of the mean over seeds"
+        models[model_id] = {
+            score: {
+                "mean": round(float(mine[score].mean()), 6),
+                "low": round(intervals[score][0], 6),
+                "high": round(intervals[score][1], 6),
+            }
+            for score in SCORES
+        } | {"seeds": len(params.seeds), "interval": method}
+    pairs = stats.compare_pairs(correct, list(params.models))
+    for pair in pairs:
+        for key in ("difference", "low", "high", "p", "p_holm"):
+            pair[key] = float(f"{pair[key]:.6g}") if key.startswith("p") else round(pair[key], 6)
+    return {
+        "confidence": stats.CONFIDENCE,
+        "test_images": len(truth) if truth is not None else 0,
+        "models": models,
+        "pairs": pairs,
+    }
+
+
+def _with_intervals(table: pd.DataFrame, summary: dict[str, Any]) -> pd.DataFrame:
+    table = table.copy()
+    for score in SCORES:
+        position = table.columns.get_loc(score) + 1
+        table.insert(position, f"{score}_high", [summary["models"][m][score]["high"] for m in table["id"]])
+        table.insert(position, f"{score}_low", [summary["models"][m][score]["low"] for m in table["id"]])
+    return table
+
+
+def pairs_markdown(params: Params, summary: dict[str, Any]) -> str:
+    """The pairwise comparisons as a table, with one verdict each."""
+    names = {model_id: config.display_name for model_id, config in params.models.items()}
+    rows = []
+    for pair in summary["pairs"]:
+        decided = stats.verdict(abs(pair["difference"]), pair["p_holm"])
+        if decided.startswith("better"):  # name the model that is better
+            decided = f"{names[pair['a'] if pair['difference'] > 0 else pair['b']]} {decided}"
+        rows.append(
+            {
+                "models": f"{names[pair['a']]} − {names[pair['b']]}",
+                "accuracy difference": f"{100 * pair['difference']:+.2f} pts",
+                "95% interval": f"[{100 * pair['low']:+.2f}, {100 * pair['high']:+.2f}]",
+                "test": pair["test"],
+                "p": _p(pair["p"]),
+                "p (Holm)": _p(pair["p_holm"]),
+                "verdict": decided,
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def _p(value: float) -> str:
+    return f"{value:.3f}" if value >= 0.001 else "< 0.001"
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """The study's table: display names, the four scores (mean ± standard deviation over
     seeds where there are several), parameters."""
     shown = table[["model", *SCORES, "param_count"]].rename(columns={"param_count": "parameters"})
-    if "seeds" in table and (table["seeds"] > 1).any():
+    several = "seeds" in table and (table["seeds"] > 1).any()
+    if several:
         for score in SCORES:
             shown[score] = [
                 f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
                 for mean, std, seeds in zip(table[score], table[f"{score}_std"], table["seeds"], strict=True)
             ]
         shown.insert(1, "seeds", table["seeds"])
+    if "accuracy_low" in table:
+        position = list(shown.columns).index("accuracy") + 1
+        shown.insert(
+            position,
+            "accuracy 95% interval",
+            [
+                f"[{low:.4f}, {high:.4f}]"
+                for low, high in zip(table["accuracy_low"], table["accuracy_high"], strict=True)
+            ],
+        )
     return shown.to_markdown(index=False, floatfmt=".4f", intfmt=",")
 
 
-def comparison_markdown(table: pd.DataFrame) -> str:
+def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]) -> str:
+    seeds = int(table["seeds"].max())
+    spread = (
+        "mean ± standard deviation over seeds; the interval is the t interval of the mean over seeds"
+        if seeds > 1
+        else "one seed; the accuracy interval is Wilson's, over the test images"
+    )
     return (
         "# Model comparison (test set)\n\n"
-        "Accuracy and macro-averaged precision, recall and F1 on the 10,000 test images.\n\n"
+        f"Accuracy and macro-averaged precision, recall and F1 on the {summary['test_images']:,} test "
+        f"images ({spread}). `statistics.json` holds every score's 95% interval.\n\n"
         f"{markdown_table(table)}\n\n"
+        "## Model against model\n\n"
+        "Every pair on the same test images; the p-values are Holm-corrected for the "
+        f"{len(summary['pairs'])} comparisons, and a gap is called only where that p is below 0.05 "
+        "(method: docs/statistics.md).\n\n"
+        f"{pairs}\n\n"
         "## Reference: the original study (official CIFAR-10)\n\n"
         f"{markdown_table(REFERENCE)}\n"
     )
@@ -191,19 +323,23 @@ def _save_figure(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def plot_metrics(table: pd.DataFrame, path: Path) -> None:
-    """Grouped bar chart: the four scores per model (means over seeds, with their standard
-    deviation as error bars when there are several seeds)."""
+    """Grouped bar chart: the four scores per model (means over seeds, where there are
+    several), with their 95% intervals as error bars."""
     import matplotlib.pyplot as plt
     from matplotlib.container import BarContainer
 
     labels = ["Accuracy", "Precision (macro)", "Recall (macro)", "F1 (macro)"]
     shown = table.set_index("model")[list(SCORES)]
     shown.columns = labels
-    spreads = table.set_index("model")[[f"{score}_std" for score in SCORES]]
-    spreads.columns = labels
     figure, axes = plt.subplots(figsize=(10, 5))
-    error = spreads if spreads.notna().any().any() else None
-    shown.plot.bar(ax=axes, rot=15, width=0.8, yerr=error, capsize=2)
+    # error bars: each score's 95% interval (asymmetric), shape (scores, 2, models)
+    error = np.stack(
+        [
+            np.stack([table[score] - table[f"{score}_low"], table[f"{score}_high"] - table[score]])
+            for score in SCORES
+        ]
+    )
+    shown.plot.bar(ax=axes, rot=15, width=0.8, yerr=error, capsize=2, error_kw={"elinewidth": 0.8})
     axes.set_ylim(0, 1)
     axes.set_ylabel("score on the test set")
     axes.set_xlabel("")
@@ -272,11 +408,16 @@ def compare(params: Params) -> pd.DataFrame:
     }
     _write_each(METRICS_DIR, ".json", scores)
     predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
+    summary = statistics(params, runs, predictions)
+    table = _with_intervals(table, summary)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)
     write_text(CURVES, curves.to_csv(index=False))
     write_json(REPORTS / "timings.json", timings)
+    write_json(STATISTICS, summary)
     write_text(REPORTS / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
-    write_text(REPORTS / "comparison.md", comparison_markdown(table))
+    write_text(
+        REPORTS / "comparison.md", comparison_markdown(table, pairs_markdown(params, summary), summary)
+    )
     plot_metrics(table, FIGURES / "metrics_comparison.png")
     plot_validation_accuracy(params, curves, FIGURES / "val_accuracy.png")
     for model_id, config in params.models.items():

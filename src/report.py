@@ -2,22 +2,28 @@
 
     python -m src.report --ref main        (or: make report REF=main)
 
-Writes `reports/pr_report.md` and prints it: the per-model metric changes
-(`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the current
-comparison table, and the figures that changed, the way a reviewer reads them. The CML
-workflow posts it as a pull-request comment.
+Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
+the change is beyond noise (the two revisions' test predictions of that model compared on
+the same images: exact McNemar with one seed, a t-test over seeds with several), the
+per-model metric changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff
+--md`), the current comparison table, and the figures that changed, the way a reviewer reads
+them. The CML workflow posts it as a pull-request comment.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from src import stats
 from src.cli import StageError, run_stage
-from src.compare import markdown_table
+from src.compare import METRICS_DIR, PREDICTIONS_DIR, markdown_table, prediction_labels
 from src.files import write_text
 
 REPORT = Path("reports/pr_report.md")
@@ -41,14 +47,96 @@ def changed_figures(ref: str) -> list[Path]:
     )
 
 
+def _at(ref: str | None, path: Path) -> str | None:
+    """A file's text at a git ref (None: the workspace), or None where it does not exist."""
+    if ref is None:
+        return path.read_text() if path.is_file() else None
+    result = subprocess.run(["git", "show", f"{ref}:{path.as_posix()}"], capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def _listed(ref: str | None, directory: Path, suffix: str) -> list[str]:
+    """Names (without suffix) of the files in a directory at a git ref or in the workspace."""
+    if ref is None:
+        names = [path.name for path in directory.glob(f"*{suffix}")]
+    else:
+        listing = subprocess.run(
+            ["git", "ls-tree", "--name-only", f"{ref}:{directory.as_posix()}"], capture_output=True, text=True
+        )  # fails where the directory did not exist at that ref: no files
+        names = listing.stdout.splitlines() if listing.returncode == 0 else []
+    return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
+
+
+def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
+    """Per seed, which test images the model got right at `ref` (None: the workspace)."""
+    runs = {}
+    for name in _listed(ref, PREDICTIONS_DIR, ".csv"):
+        stem, _, seed = name.rpartition("-")
+        if stem == model_id and seed.isdigit():
+            text = _at(ref, PREDICTIONS_DIR / f"{name}.csv")
+            if text is not None:
+                y_true, y_pred = prediction_labels(text, name)
+                runs[int(seed)] = y_true == y_pred
+    return runs
+
+
+def model_verdicts(ref: str) -> list[dict[str, Any]]:
+    """For every model whose scores differ from `ref`: the accuracy change and whether it is
+    beyond noise. One seed on each side: exact McNemar between the two revisions' predictions
+    of the same test images. Several: a t-test over seeds (paired where the seeds match)."""
+    from scipy.stats import ttest_ind
+
+    verdicts = []
+    for model_id in _listed(None, METRICS_DIR, ".json"):
+        old, new = _at(ref, METRICS_DIR / f"{model_id}.json"), _at(None, METRICS_DIR / f"{model_id}.json")
+        if old is None or new is None or json.loads(old) == json.loads(new):
+            continue
+        before, after = _correct(ref, model_id), _correct(None, model_id)
+        old_accuracy, new_accuracy = json.loads(old)["accuracy"], json.loads(new)["accuracy"]
+        change = new_accuracy - old_accuracy
+        if not before or not after:
+            test, p = "no predictions to compare", float("nan")
+        elif len(before) == 1 and len(after) == 1:
+            test, p = (
+                "McNemar (exact)",
+                stats.mcnemar_p(next(iter(after.values())), next(iter(before.values()))),
+            )
+        elif len(before) > 1 and sorted(before) == sorted(after):
+            seeds = sorted(before)
+            test = f"paired t over seeds {seeds}"
+            p = stats.seed_test_p([after[s].mean() for s in seeds], [before[s].mean() for s in seeds])
+        elif len(before) > 1 and len(after) > 1:
+            test = "Welch t over seeds"
+            p = float(
+                ttest_ind(
+                    [a.mean() for a in after.values()], [b.mean() for b in before.values()], equal_var=False
+                ).pvalue
+            )
+        else:
+            test, p = "one seed against several: not compared", float("nan")
+        verdicts.append(
+            {
+                "model": model_id,
+                "accuracy": f"{old_accuracy:.4f} → {new_accuracy:.4f}",
+                "change": f"{100 * change:+.2f} pts",
+                "test": test,
+                "verdict": stats.verdict(change, p) if p == p else "not tested",
+            }
+        )
+    return verdicts
+
+
 def build_report(ref: str) -> str:
     _run("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     # scores and dataset facts; training times vary run to run and would only add noise here
     metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", METRICS)
     params = _run("dvc", "params", "diff", ref, "--md")
     comparison = Path("reports/comparison.csv")
+    verdicts = model_verdicts(ref)
     sections = [
         f"# Results against `{ref}`",
+        "## Beyond noise?",
+        pd.DataFrame(verdicts).to_markdown(index=False) if verdicts else "_No model's scores changed._",
         "## Metrics (test set, per model)",
         metrics or "_No metric changed._",
         "## Parameters",

@@ -23,6 +23,18 @@ PARAM_COUNTS = {
 }
 
 
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _predictions(accuracy: float, images: int = 100) -> str:
+    """A predictions file of `images` test images, the first accuracy * images of them right."""
+    right = round(accuracy * images)
+    rows = [
+        f"{CLASSES[i % 10]},{CLASSES[i % 10] if i < right else CLASSES[(i + 1) % 10]}" for i in range(images)
+    ]
+    return "actual,predicted\n" + "\n".join(rows) + "\n"
+
+
 def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -> None:
     out = live_dir(model_id, seed)
     for split in ("train", "eval"):
@@ -45,7 +57,7 @@ def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -
         "epochs": epochs,
     }
     (out / "metrics.json").write_text(json.dumps({"train": {}, "eval": {}, "step": epochs - 1, "test": test}))
-    predictions_path(model_id, seed).write_text("actual,predicted\ncat,cat\ndog,cat\n")
+    predictions_path(model_id, seed).write_text(_predictions(accuracy))
     env = {"device": "CPU"}
     (out / "run.json").write_text(
         json.dumps({"train_seconds": 12.5, "train_images_per_second": 99.0, "environment": env})
@@ -88,7 +100,7 @@ def test_compare_writes_every_report(reported: Path) -> None:
     resnet = curves[curves["id"] == "resnet"]
     assert resnet["model"].unique().tolist() == ["ResNet"]
     assert resnet["val_accuracy"].tolist() == pytest.approx([0.7 / 3, 1.4 / 3, 0.7])
-    assert Path("reports/predictions/mlp_l2-42.csv").read_text() == "actual,predicted\ncat,cat\ndog,cat\n"
+    assert Path("reports/predictions/mlp_l2-42.csv").read_text() == _predictions(0.4)
 
     figures = Path("reports/figures")
     expected = ["metrics_comparison.png", "val_accuracy.png"] + [f"learning_curves/{m}.png" for m in models]
@@ -98,9 +110,43 @@ def test_compare_writes_every_report(reported: Path) -> None:
     assert leftovers == []
 
 
+def test_statistics_give_intervals_and_pairwise_verdicts(reported: Path) -> None:
+    table = compare(load_params())
+    summary = json.loads(Path("reports/statistics.json").read_text())
+    assert summary["test_images"] == 100 and summary["confidence"] == 0.95
+    resnet = summary["models"]["resnet"]["accuracy"]  # 70 of 100 right: Wilson [0.604, 0.781]
+    assert (resnet["mean"], resnet["low"], resnet["high"]) == (
+        0.7,
+        pytest.approx(0.6042, abs=1e-4),
+        pytest.approx(0.7810, abs=1e-4),
+    )
+    assert table.set_index("id").loc["resnet", "accuracy_low"] == resnet["low"]
+    pairs = summary["pairs"]
+    assert len(pairs) == 10 and (pairs[0]["a"], pairs[0]["b"]) == ("mlp_bn", "mlp_l2")
+    worst_best = next(p for p in pairs if (p["a"], p["b"]) == ("mlp_bn", "resnet"))
+    # 30 vs 70 right of the same 100 images, every image mlp_bn gets right resnet gets right too
+    assert worst_best["difference"] == pytest.approx(-0.4) and worst_best["test"] == "McNemar (exact)"
+    assert worst_best["p_holm"] < 0.001 and worst_best["significant"]
+    markdown = Path("reports/comparison.md").read_text()
+    assert "## Model against model" in markdown and "ResNet better, p < 0.001" in markdown
+    [row] = [line for line in markdown.splitlines() if "MLP with BatchNorm − MLP with L2 " in line]
+    assert "-10.00 pts" in row and "MLP with L2 better, p = 0.008" in row
+
+
+def test_predictions_that_disagree_with_the_metrics_are_refused(reported: Path) -> None:
+    predictions_path("simple_cnn", 42).write_text(_predictions(0.9))  # metrics.json says 0.5
+    with pytest.raises(StageError, match=r"simple_cnn-42: its predictions give accuracy 0.900000 but"):
+        compare(load_params())
+
+
 def test_reports_are_byte_identical_on_rerun(reported: Path) -> None:
     compare(load_params())
-    files = ["reports/metrics/resnet.json", "reports/curves.csv", "reports/comparison.csv"]
+    files = [
+        "reports/metrics/resnet.json",
+        "reports/curves.csv",
+        "reports/comparison.csv",
+        "reports/statistics.json",
+    ]
     first = [Path(name).read_bytes() for name in files]
     compare(load_params())
     assert [Path(name).read_bytes() for name in files] == first

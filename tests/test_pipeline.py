@@ -159,6 +159,9 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
     output = _run(repo, sys.executable, "-m", "src.report", "--ref", "HEAD")
     report = (repo / "reports" / "pr_report.md").read_text()
     assert report.strip() in output
+    verdicts = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
+    assert len(verdicts) == 1 and "McNemar (exact)" in verdicts[0]  # one verdict, for the changed model
+    assert any(word in verdicts[0] for word in ("within noise (p = ", "better, p", "worse, p"))
     rows = [line for line in report.splitlines() if line.startswith("| reports")]
     assert rows and all(
         row.startswith("| reports/metrics/simple_cnn.json") for row in rows
