@@ -92,12 +92,21 @@ LEVERS: dict[str, dict[str, object]] = {
     "steps_per_execution 1": {"steps_per_execution": 1},
     "with XLA": {"jit_compile": True},
     "batches not split": {"cpu_shards": 1},
+    # faster on AVX-512 CPUs, but the bytes then depend on the CPU (train.cpu_isa)
+    "native instruction set": {"cpu_isa": "native"},
 }
 
 
 def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyped-def]
     """Whether a lever switches something for this model (batches already unsplit stay so)."""
     return "cpu_shards" not in lever or lever["cpu_shards"] != config.cpu_shards
+
+
+def chosen_levers(names: list[str] | None, config) -> list[str]:  # type: ignore[no-untyped-def]
+    """The levers to run for a model: none without --levers, all with a bare --levers, else those named."""
+    if names is None:
+        return []
+    return [lever for lever in LEVERS if (not names or lever in names) and _changes(LEVERS[lever], config)]
 
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
@@ -186,7 +195,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is reported apart")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, taken in turn")
     parser.add_argument(
-        "--levers", action="store_true", help="also run the pipeline with each lever switched"
+        "--levers",
+        nargs="*",
+        metavar="LEVER",
+        help=f"also run the pipeline with each lever switched (all, or those named: {', '.join(LEVERS)})",
     )
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -194,6 +206,9 @@ def main() -> None:
         parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    unknown_levers = sorted(set(args.levers or []) - set(LEVERS))
+    if unknown_levers:
+        parser.error(f"unknown levers {unknown_levers}; choose from {list(LEVERS)}")
     if args.worker:
         print(json.dumps(worker(*args.worker, args.images, args.epochs)))
         return
@@ -214,9 +229,7 @@ def main() -> None:
     print(f"cpu_shards: { {model_id: params.models[model_id].cpu_shards for model_id in model_ids} }")
     lines = []
     for model_id in model_ids:
-        levers = [
-            lever for lever in LEVERS if args.levers and _changes(LEVERS[lever], params.models[model_id])
-        ]
+        levers = chosen_levers(args.levers, params.models[model_id])
         variants = ["baseline", "pipeline", *levers]
         measured = _measure(model_id, variants, args.images, args.epochs, args.rounds)
         base, pipe = measured["baseline"], measured["pipeline"]
@@ -241,7 +254,7 @@ def main() -> None:
             "pipeline_steady_epoch_s": [round(seconds, 1) for seconds in pipe["steady_epoch_s"]],
             "peak_flops_fraction": round(utilisation, 4),
         }
-        if args.levers:
+        if args.levers is not None:
             line["levers_images_per_s"] = {}
             for lever in levers:
                 speed = measured[lever]["images_per_s"]

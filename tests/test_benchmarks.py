@@ -27,6 +27,8 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
             "--rounds",
             "1",
             "--levers",
+            "batches not split",
+            "native instruction set",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -41,14 +43,26 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
     speedup = line["pipeline_images_per_s"] / line["baseline_images_per_s"]
     assert line["ratio"] == pytest.approx(speedup, rel=0.02)
     assert len(line["baseline_steady_epoch_s"]) == len(line["pipeline_steady_epoch_s"]) == 2  # 3 epochs
+    assert set(mlp_line["levers_images_per_s"]) == {"native instruction set"}
     assert set(line["levers_images_per_s"]) == {
-        "without oneDNN",
-        "plain Keras Adam",
-        "steps_per_execution 1",
-        "with XLA",
         "batches not split",  # params.yaml splits simple_cnn's batches
+        "native instruction set",
     }
     assert "simple_cnn      baseline" in result.stdout
+
+
+def test_a_bare_levers_flag_runs_every_lever_that_changes_something() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_speed
+
+    from src.params import ModelParams
+
+    unsplit = ModelParams(builder="mlp_l2", display_name="MLP")
+    split = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards=2)
+    assert train_speed.chosen_levers(None, split) == []
+    assert train_speed.chosen_levers([], split) == list(train_speed.LEVERS)
+    assert "batches not split" not in train_speed.chosen_levers([], unsplit)
+    assert train_speed.chosen_levers(["with XLA"], unsplit) == ["with XLA"]
 
 
 def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkeypatch) -> None:
