@@ -135,6 +135,7 @@ def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_pre
     assert "simple_cnn      seed 42    study-style accuracy" in result.stdout
 
 
+@pytest.mark.slow
 def test_study_baseline_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
     """The pipeline run that --seeds adds for other seeds is the train stage's training: at the
     stage's seed it reproduces the stage's test scores exactly."""
@@ -153,6 +154,7 @@ def test_study_baseline_trains_the_pipelines_way_as_the_train_stage_does(in_prep
     }
 
 
+@pytest.mark.slow
 def test_study_baseline_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepared_project) -> None:
     """--seeds trains both ways once per seed (no train stage has run here) and sums them up;
     --onednn switches the study's way to TensorFlow's oneDNN kernels."""
@@ -187,6 +189,7 @@ def test_study_baseline_needs_prepared_data(tmp_path) -> None:
     assert "data/prepared/train.npz not found: run `dvc repro prepare` first" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline_order", [True, False])
 def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
     in_prepared_project, pipeline_order
