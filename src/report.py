@@ -89,6 +89,18 @@ def model_verdicts(ref: str) -> list[dict[str, Any]]:
     verdicts = []
     for model_id in _listed(None, METRICS_DIR, ".json"):
         old, new = _at(ref, METRICS_DIR / f"{model_id}.json"), _at(None, METRICS_DIR / f"{model_id}.json")
+        if old is None and new is not None:
+            accuracy = f"– → {json.loads(new)['accuracy']:.4f}"
+            verdicts.append(
+                {
+                    "model": model_id,
+                    "accuracy": accuracy,
+                    "change": "",
+                    "test": "",
+                    "verdict": f"no scores at {ref}",
+                }
+            )
+            continue
         if old is None or new is None or json.loads(old) == json.loads(new):
             continue
         before, after = _correct(ref, model_id), _correct(None, model_id)
