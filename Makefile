@@ -25,8 +25,8 @@ setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, N
 	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu
 	$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
 
-repro: setup  ## run the whole study (only the stages whose inputs changed)
-	dvc repro
+repro: setup  ## run the whole study (only the stages whose inputs changed); REPRO_FLAGS=--pull restores from the remote
+	dvc repro $(REPRO_FLAGS)
 
 test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
 	pytest

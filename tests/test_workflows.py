@@ -45,4 +45,6 @@ def test_cml_posts_the_report_with_dvc3_syntax() -> None:
     runs = " ".join(step.get("run", "") for step in workflow["jobs"]["report"]["steps"])
     assert "make report" in runs and "cml comment create" in runs and "reports/pr_report.md" in runs
     assert "--show-md" not in text  # removed in DVC 3.0
+    # restore unchanged stages' outputs from the remote instead of retraining every model
+    assert "make repro REPRO_FLAGS=--pull" in runs and "pull --run-cache" not in runs
     assert "fetch-depth: 0" in text
