@@ -184,7 +184,7 @@ def statistics(params: Params, runs: pd.DataFrame, predictions: dict[str, str]) 
     models: dict[str, Any] = {}
     truth: np.ndarray | None = None
     for model_id in params.models:
-        rows = []
+        rows, labels = [], []
         for seed in params.seeds:
             name = run_name(model_id, seed)
             y_true, y_pred = prediction_labels(predictions[name], f"{predictions_path(model_id, seed)}")
@@ -192,6 +192,7 @@ def statistics(params: Params, runs: pd.DataFrame, predictions: dict[str, str]) 
                 truth = y_true
             elif not np.array_equal(truth, y_true):
                 raise StageError(f"{name} was tested on other images than the other runs: rerun it")
+            labels.append((y_true, y_pred))
             rows.append(y_true == y_pred)
             logged = float(runs[(runs["id"] == model_id) & (runs["seed"] == seed)]["accuracy"].iloc[0])
             if abs(rows[-1].mean() - logged) > 1e-6:
@@ -202,7 +203,7 @@ def statistics(params: Params, runs: pd.DataFrame, predictions: dict[str, str]) 
         correct[model_id] = np.stack(rows)
         mine = runs[runs["id"] == model_id]
         if len(params.seeds) == 1:
-            intervals = stats.score_intervals(truth, y_pred, len(CLASSES))
+            intervals = stats.score_intervals(*labels[0], len(CLASSES))
             method = "Wilson (accuracy), paired bootstrap over test images (macro scores)"
         else:
             intervals = {score: stats.seed_interval(mine[score].tolist()) for score in SCORES}
@@ -250,16 +251,12 @@ def pairs_markdown(params: Params, summary: dict[str, Any]) -> str:
                 "accuracy difference": f"{100 * pair['difference']:+.2f} pts",
                 "95% interval": f"[{100 * pair['low']:+.2f}, {100 * pair['high']:+.2f}]",
                 "test": pair["test"],
-                "p": _p(pair["p"]),
-                "p (Holm)": _p(pair["p_holm"]),
+                "p": stats.format_p(pair["p"]),
+                "p (Holm)": stats.format_p(pair["p_holm"]),
                 "verdict": decided,
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)
-
-
-def _p(value: float) -> str:
-    return f"{value:.3f}" if value >= 0.001 else "< 0.001"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -406,10 +403,10 @@ def compare(params: Params) -> pd.DataFrame:
         row["id"]: json.dumps({key: row[key] for key in SCORES}, indent=2) + "\n"
         for row in table.to_dict("records")
     }
-    _write_each(METRICS_DIR, ".json", scores)
     predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
-    summary = statistics(params, runs, predictions)
+    summary = statistics(params, runs, predictions)  # checks every run before anything is written
     table = _with_intervals(table, summary)
+    _write_each(METRICS_DIR, ".json", scores)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)
     write_text(CURVES, curves.to_csv(index=False))
     write_json(REPORTS / "timings.json", timings)

@@ -67,6 +67,12 @@ def _listed(ref: str | None, directory: Path, suffix: str) -> list[str]:
     return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
 
 
+def _scores(ref: str | None, model_id: str) -> dict[str, float] | None:
+    """A model's four scores at a git ref (None: the workspace), or None where it had none."""
+    text = _at(ref, METRICS_DIR / f"{model_id}.json")
+    return None if text is None else json.loads(text)
+
+
 def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
     """Per seed, which test images the model got right at `ref` (None: the workspace)."""
     runs = {}
@@ -88,9 +94,9 @@ def model_verdicts(ref: str) -> list[dict[str, Any]]:
 
     verdicts = []
     for model_id in _listed(None, METRICS_DIR, ".json"):
-        old, new = _at(ref, METRICS_DIR / f"{model_id}.json"), _at(None, METRICS_DIR / f"{model_id}.json")
+        old, new = (_scores(revision, model_id) for revision in (ref, None))
         if old is None and new is not None:
-            accuracy = f"– → {json.loads(new)['accuracy']:.4f}"
+            accuracy = f"– → {new['accuracy']:.4f}"
             verdicts.append(
                 {
                     "model": model_id,
@@ -101,10 +107,10 @@ def model_verdicts(ref: str) -> list[dict[str, Any]]:
                 }
             )
             continue
-        if old is None or new is None or json.loads(old) == json.loads(new):
+        if old is None or new is None or old == new:
             continue
         before, after = _correct(ref, model_id), _correct(None, model_id)
-        old_accuracy, new_accuracy = json.loads(old)["accuracy"], json.loads(new)["accuracy"]
+        old_accuracy, new_accuracy = old["accuracy"], new["accuracy"]
         change = new_accuracy - old_accuracy
         if not before or not after:
             test, p = "no predictions to compare", float("nan")

@@ -203,9 +203,14 @@ def compare_pairs(correct: dict[str, np.ndarray], order: Sequence[str] | None = 
     return rows
 
 
+def format_p(p: float) -> str:
+    """A p-value as printed in the reports: three decimals, or "< 0.001"."""
+    return f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
 def verdict(difference: float, p: float, alpha: float = ALPHA) -> str:
     """One plain word for a change: 'better', 'worse' or 'within noise', with its p-value."""
-    shown = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    shown = f"p = {format_p(p)}" if p >= 0.001 else f"p {format_p(p)}"
     if p >= alpha or difference == 0:
         return f"within noise ({shown})"
     return f"{'better' if difference > 0 else 'worse'}, {shown}"

@@ -137,6 +137,7 @@ def test_predictions_that_disagree_with_the_metrics_are_refused(reported: Path) 
     predictions_path("simple_cnn", 42).write_text(_predictions(0.9))  # metrics.json says 0.5
     with pytest.raises(StageError, match=r"simple_cnn-42: its predictions give accuracy 0.900000 but"):
         compare(load_params())
+    assert not Path("reports/metrics").exists()  # checked before anything was written
 
 
 def test_reports_are_byte_identical_on_rerun(reported: Path) -> None:
