@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup setup-gpu repro test test-fast lint format report bench bench-full bench-levers bench-accuracy bench-prepare bench-epoch
+JOBS ?= 1
+
+.PHONY: setup setup-gpu repro study test test-fast lint format report bench bench-full bench-levers bench-accuracy bench-prepare bench-epoch
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -27,6 +29,9 @@ setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, N
 
 repro: setup  ## run the whole study (only the stages whose inputs changed); REPRO_FLAGS=--pull restores from the remote
 	dvc repro $(REPRO_FLAGS)
+
+study: setup  ## the study with JOBS training runs side by side (same bytes): make study JOBS=2 SEEDS="42 1 2"
+	python -m src.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
 
 test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
 	pytest

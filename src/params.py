@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from src.cli import StageError
@@ -59,14 +60,23 @@ class PrepareParams(_Strict):
 
 class TrainParams(_Strict):
     strategy: Literal["auto", "default", "mirrored"] = "auto"
-    cpu_isa: Literal["avx2", "native"] = "avx2"  # oneDNN's instruction set (see src/train.py)
-    threads: PositiveInt = 2  # TensorFlow's threads for one training run, whatever the core count
+    cpu_isa: Literal["avx2", "native"] = "avx2"  # oneDNN's instruction set (see src/speed/)
     mixed_precision: bool = False
     jit_compile: bool = False
     steps_per_execution: PositiveInt = 25
     eval_batch_size: PositiveInt = 500
     onednn: bool = True
     fused_optimizer: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threads_moved(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "threads" in values:
+            raise ValueError(
+                "train.threads is no longer a parameter (the thread count does not change results): "
+                "delete it, and set the TRAIN_THREADS environment variable to choose the threads"
+            )
+        return values
 
 
 class ModelParams(_Strict):
@@ -80,7 +90,7 @@ class ModelParams(_Strict):
     batch_size: PositiveInt = 32
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: PositiveFloat = 0.001
-    cpu_shards: PositiveInt = 1  # batch shards trained side by side (src/shards.py)
+    cpu_shards: PositiveInt = 1  # batch shards trained side by side (src/speed/shards.py)
 
     @field_validator("cpu_shards", mode="before")
     @classmethod

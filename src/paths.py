@@ -18,6 +18,12 @@ def run_name(model_id: str, seed: int) -> str:
     return f"{model_id}-{seed}"
 
 
+def split_run_name(name: str) -> tuple[str, int] | None:
+    """(model id, seed) of a run name made by `run_name`; None for any other name."""
+    model_id, _, seed = name.rpartition("-")
+    return (model_id, int(seed)) if model_id and seed.isdigit() else None
+
+
 def model_path(model_id: str, seed: int) -> Path:
     """The trained model of train@<id>-<seed>."""
     return MODELS_DIR / f"{run_name(model_id, seed)}.keras"

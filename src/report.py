@@ -25,6 +25,7 @@ from src import stats
 from src.cli import StageError, run_stage
 from src.compare import METRICS_DIR, PREDICTIONS_DIR, markdown_table, prediction_labels
 from src.files import write_text
+from src.paths import split_run_name
 
 REPORT = Path("reports/pr_report.md")
 FIGURES = Path("reports/figures")
@@ -77,12 +78,12 @@ def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
     """Per seed, which test images the model got right at `ref` (None: the workspace)."""
     runs = {}
     for name in _listed(ref, PREDICTIONS_DIR, ".csv"):
-        stem, _, seed = name.rpartition("-")
-        if stem == model_id and seed.isdigit():
+        run = split_run_name(name)
+        if run is not None and run[0] == model_id:
             text = _at(ref, PREDICTIONS_DIR / f"{name}.csv")
             if text is not None:
                 y_true, y_pred = prediction_labels(text, name)
-                runs[int(seed)] = y_true == y_pred
+                runs[run[1]] = y_true == y_pred
     return runs
 
 

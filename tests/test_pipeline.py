@@ -122,7 +122,7 @@ def test_plots_color_the_curves_by_model(repo: Path) -> None:
 
 
 def test_editing_a_module_marks_exactly_the_stages_that_import_it(repo: Path) -> None:
-    shards = repo / "src" / "shards.py"
+    shards = repo / "src" / "speed" / "shards.py"
     original = shards.read_text()
     try:
         shards.write_text(original + "\n# an edit\n")
@@ -130,7 +130,7 @@ def test_editing_a_module_marks_exactly_the_stages_that_import_it(repo: Path) ->
         changed = json.loads(status[status.index("{") :])
         assert sorted(changed) == sorted(f"train@{m}-42" for m in STUDY_PARAMS)
         for stage, changes in changed.items():
-            assert changes == [{"changed deps": {"src/shards.py": "modified"}}], stage
+            assert changes == [{"changed deps": {"src/speed/shards.py": "modified"}}], stage
     finally:
         shards.write_text(original)
     assert "Data and pipelines are up to date." in _run(repo, "dvc", "status")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from src.paths import live_dir, model_path, predictions_path
-from src.train import cpu_flags
+from src.speed import cpu_flags
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -34,12 +34,18 @@ def _weights_sha256(model_id: str) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights)).hexdigest()
 
 
-def run_stage(model_id: str, cores: list[int] | None = None) -> dict[str, str]:
-    """Run train@<id> in a fresh process (on `cores` only, if given); digests of what it wrote."""
+def run_stage(
+    model_id: str, cores: list[int] | None = None, threads: int | None = None
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Run train@<id> in a fresh process (on `cores` only and with $TRAIN_THREADS=`threads`, if
+    given); digests of what it wrote."""
     shutil.rmtree(live_dir(model_id, SEED), ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("ONEDNN_MAX_CPU_ISA", None)  # the stage sets it from train.cpu_isa
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    env.pop("TRAIN_THREADS", None)
+    if threads is not None:
+        env["TRAIN_THREADS"] = str(threads)
 
     def pin() -> None:
         if cores is not None:
@@ -56,18 +62,8 @@ def run_stage(model_id: str, cores: list[int] | None = None) -> dict[str, str]:
         ).hexdigest(),
         "predictions_sha256": hashlib.sha256(predictions_path(model_id, SEED).read_bytes()).hexdigest(),
         "weights_sha256": _weights_sha256(model_id),
-        "threads": json.dumps(run["threads"], sort_keys=True),
         "kernels_isa": run["cpu_isa"]["kernels_isa"],
-    }
-
-
-@pytest.mark.skipif(len(TWO_CORES) < 2, reason="needs a machine with two cores to compare with one")
-def test_one_core_and_two_cores_give_the_same_bytes(in_prepared_project: Path) -> None:
-    """The batch split and the thread pools come from params.yaml, not from the core count."""
-    one = run_stage("simple_cnn", cores=TWO_CORES[:1])
-    two = run_stage("simple_cnn", cores=TWO_CORES)
-    assert one == two
-    assert json.loads(one["threads"]) == {"inter_op": 2, "intra_op": 1}
+    }, run["threads"]
 
 
 @pytest.mark.skipif("avx2" not in cpu_flags(), reason="the recorded digests are of AVX2 kernels")
@@ -81,13 +77,24 @@ def test_the_same_bytes_as_the_recorded_run_on_any_avx2_cpu(in_prepared_project:
     arithmetic on purpose updates them: `python -m tests.test_reproducible` (on any CPU with
     AVX2) rewrites the file, and the diff shows what changed.
     """
-    digests = run_stage(model_id)
-    assert digests["kernels_isa"] == "AVX2"
+    digests, threads = run_stage(model_id)
+    assert digests["kernels_isa"] == "AVX2" and threads["train_threads"] == 2
     recorded = json.loads(GOLDEN.read_text())[model_id]
     assert digests == recorded, (
         f"{model_id} computed other bytes than the recorded AVX2 run (CPU flags: {sorted(cpu_flags())}); "
         "if the change of arithmetic is intended, rerun `python -m tests.test_reproducible`"
     )
+
+
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="the recorded digests are of AVX2 kernels")
+@pytest.mark.parametrize("model_id", ["mlp_bn", "simple_cnn"])
+def test_one_core_and_one_thread_give_the_same_bytes(in_prepared_project: Path, model_id: str) -> None:
+    """The batch split comes from params.yaml, not from the core count, and the thread count
+    does not change the arithmetic: one core and one thread give the recorded two-thread bytes
+    (what lets `make study JOBS=2` give each run half of the cores)."""
+    digests, threads = run_stage(model_id, cores=TWO_CORES[:1] or None, threads=1)
+    assert threads["train_threads"] == 1 and threads["intra_op"] == 1
+    assert digests == json.loads(GOLDEN.read_text())[model_id]
 
 
 def _record() -> None:
@@ -110,7 +117,7 @@ def _record() -> None:
             split(read_tarball(tarball, IMAGES_PER_BATCH), VAL_SIZE, params["seed"]), work / PREPARED_DIR
         )
         os.chdir(work)
-        digests = {model_id: run_stage(model_id) for model_id in ("mlp_bn", "simple_cnn")}
+        digests = {model_id: run_stage(model_id)[0] for model_id in ("mlp_bn", "simple_cnn")}
     GOLDEN.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
 

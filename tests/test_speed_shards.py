@@ -1,4 +1,4 @@
-"""Batch shards side by side (src/shards.py): the same computation as the whole batch at once."""
+"""Batch shards side by side (src/speed/shards.py): the same computation as the whole batch at once."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ tf = pytest.importorskip("tensorflow")
 from src.cli import StageError  # noqa: E402
 from src.models import build_model  # noqa: E402
 from src.params import ModelParams, TrainParams  # noqa: E402
-from src.shards import BatchShards, check_keras_version, resolve_shards, unshardable_layers  # noqa: E402
-from src.train import compile_model, plain_model  # noqa: E402
+from src.speed.shards import BatchShards, check_keras_version, resolve_shards, unshardable_layers  # noqa: E402
+from src.training import compile_model, plain_model  # noqa: E402
 
 SMALL = {
     "vgg_style": {"filters": [4, 8], "dense_units": 8, "dropout": 0.5},  # BatchNorm after every conv
@@ -179,9 +179,9 @@ def test_compile_model_wraps_only_when_asked_and_possible(monkeypatch: pytest.Mo
     assert plain_model(model) is model.model and plain_model(model).name == "simple_cnn"
     assert not isinstance(compile_model(config, TrainParams(), shards=1), BatchShards)
 
-    import src.shards
+    import src.speed.shards
 
-    monkeypatch.setattr(src.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
+    monkeypatch.setattr(src.speed.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
     with pytest.raises(StageError, match=r"cpu_shards=2 cannot split 'simple_cnn'.*set cpu_shards: 1"):
         compile_model(config, TrainParams(), shards=2)
 
@@ -207,7 +207,7 @@ def test_training_in_shards_follows_the_unsplit_model(float64: None, builder: st
     """Through `fit` with the train stage's settings (fused Adam, 25 steps per call), with
     BatchNorm, Dropout and augmentation: the same losses and weights after two epochs, in
     float64 (in float32, rounding makes long runs drift apart, as with any change of kernels)."""
-    from src.train import _datasets, seed_everything
+    from src.training import datasets, seed_everything
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (200, 32, 32, 3)).astype("uint8")
@@ -217,7 +217,7 @@ def test_training_in_shards_follows_the_unsplit_model(float64: None, builder: st
     for shards in (1, 2):
         seed_everything(0)
         model = compile_model(config, TrainParams(), shards)
-        train_ds, val_ds = _datasets(x, y, x[:40], y[:40], 32, 40, seed=0)
+        train_ds, val_ds = datasets(x, y, x[:40], y[:40], 32, 40, seed=0)
         history = model.fit(train_ds, validation_data=val_ds, epochs=2, verbose=0).history
         runs.append((history["loss"], plain_model(model).get_weights()))
     np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-6)  # Keras averages the loss in float32

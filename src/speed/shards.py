@@ -6,7 +6,7 @@ images side by side, one core each (2-core AVX2 machine, oneDNN kernels). Splitt
 batch into one shard per core, running every shard's forward and backward pass concurrently
 on one thread each, and summing the gradients does the same computation as the whole batch
 at once, the way multi-GPU data parallelism does, and trained the two small CNNs here 1.2x
-to 1.3x faster on two cores (`make bench-levers` measures it). It is what `cpu_shards` in a
+to 1.3x faster on two cores (`make bench ARGS=--levers` measures it). It is what `cpu_shards` in a
 models entry of params.yaml turns on; the count is a parameter, never the machine's core
 count, because the split decides the order in which gradients are summed.
 
@@ -51,7 +51,7 @@ def check_keras_version(version: str = keras.__version__) -> None:
     if not version.startswith(CHECKED_KERAS):
         checked = ", ".join(f"{release}x" for release in CHECKED_KERAS)
         raise ValueError(
-            f"batch shards (src/shards.py) were checked against Keras {checked} and this is Keras "
+            f"batch shards (src/speed/shards.py) were checked against Keras {checked} and this is Keras "
             f"{version}: set cpu_shards: 1, or install the version of requirements.lock"
         )
 
@@ -108,31 +108,6 @@ def resolve_shards(setting: int, batch_size: int) -> int:
     if setting > batch_size:
         raise ValueError(f"cpu_shards={setting} is more than the batch size {batch_size}")
     return setting
-
-
-def configure_threads(shards: int, threads: int) -> None:
-    """`threads` intra-op threads in all, shared among the shards, which run side by side.
-
-    Unsplit (one shard): an intra-op pool of `threads`. In shards: as many inter-op threads
-    as shards, and `threads // shards` (at least one) intra-op threads for each shard's
-    kernels. The same counts on every machine, whatever its cores (fewer cores than threads
-    only take turns). TensorFlow fixes its thread pools when its runtime starts; after that
-    this only warns.
-    """
-    intra = max(1, threads // shards)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        if shards > 1:
-            tf.config.threading.set_inter_op_parallelism_threads(shards)
-    except RuntimeError:
-        current = tf.config.threading.get_intra_op_parallelism_threads()
-        if current != intra:
-            log.warning(
-                "TensorFlow had started before its thread pools could be set to %d intra-op thread(s) "
-                "for %d shard(s); results may differ in rounding from a run that set them",
-                intra,
-                shards,
-            )
 
 
 def unshardable_layers(model: keras.Model) -> list[str]:

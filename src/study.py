@@ -1,0 +1,180 @@
+"""`make study`: the whole study, with several training runs side by side on one machine.
+
+    python -m src.study [--jobs N] [--seeds 42 1 2]      (make study JOBS=2 SEEDS="42 1 2")
+
+The same stages and the same bytes as `dvc repro`, by DVC's own means, no scheduler of ours:
+
+1. `--seeds` sets params.yaml's `seeds` (as `dvc exp run -S seeds=[...]` would);
+2. `dvc repro prepare` downloads and prepares the data if needed;
+3. each training stage that `dvc status` reports out of date is queued as a DVC experiment
+   (`dvc exp run --queue train@<id>-<seed>`), the longest first, and `dvc queue start -j N`
+   runs N at a time, each with $TRAIN_THREADS = the cores / N (the thread count does not
+   change the bytes: src/speed/); every finished run lands in DVC's cache and run-cache;
+4. `dvc repro` then finds every training stage in the run-cache ("is cached - skipping run,
+   checking out outputs"), trains nothing, and runs `compare`;
+5. the queued experiments are removed (their outputs stay in the cache).
+
+With `--jobs 1` it is plain `dvc repro`. The queued runs train in DVC's own temporary copies of
+the repository (`.dvc/tmp/exps`); `dvc queue logs <name>` shows a run's output. Ctrl-C stops
+the queue and the runs in it; nothing is recorded for a run that did not finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from src.cli import StageError, run_stage
+from src.params import PARAMS_FILE, load_params
+from src.paths import split_run_name
+
+TIMINGS = Path("reports/timings.json")
+POLL_SECONDS = 5.0
+
+
+def _dvc(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise StageError(f"`dvc {' '.join(args)}` failed:\n{(result.stdout + result.stderr).strip()}")
+    return result.stdout
+
+
+def _stream(*args: str) -> None:
+    """Run a dvc command with its output shown as it goes."""
+    if subprocess.run(["dvc", *args]).returncode != 0:
+        raise StageError(f"`dvc {' '.join(args)}` failed (its output is above)")
+
+
+def set_seeds(seeds: list[int], params_file: Path = PARAMS_FILE) -> None:
+    """Set params.yaml's `seeds`, keeping its comments, as `dvc exp run -S` does."""
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(params_file, [f"seeds=[{','.join(str(seed) for seed in seeds)}]"])
+
+
+def outdated_training_stages() -> list[str]:
+    """The train@<id>-<seed> stages that `dvc status` reports out of date."""
+    status = json.loads(_dvc("status", "--json") or "{}")
+    return [stage for stage in status if stage.startswith("train@")]
+
+
+def longest_first(stages: list[str], timings_file: Path = TIMINGS) -> list[str]:
+    """Order the stages by the training time their model took in the last run (the queue runs
+    them in this order, so the long ones do not end up last, alone); unknown ones first."""
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    seconds: dict[str, float] = {}
+    for name, timing in timings.items():
+        model_id = (split_run_name(name) or (name, 0))[0]
+        seconds[model_id] = max(seconds.get(model_id, 0.0), float(timing["train_seconds"]))
+
+    def cost(stage: str) -> float:
+        run = split_run_name(stage.removeprefix("train@"))
+        return seconds.get(run[0], float("inf")) if run else float("inf")
+
+    return sorted(stages, key=cost, reverse=True)
+
+
+def threads_per_job(jobs: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // jobs)
+
+
+def _queue_states(names: set[str]) -> dict[str, str]:
+    """Our queued experiments' states from `dvc queue status` (Queued, Running, Success, Failed)."""
+    states = {}
+    for line in _dvc("queue", "status").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] in names:
+            states[fields[1]] = fields[-1]
+    return states
+
+
+def run_queue(stages: list[str], jobs: int) -> dict[str, str]:
+    """Queue each stage as an experiment, run `jobs` at a time; returns {experiment: stage}."""
+    names: dict[str, str] = {}
+    for stage in stages:
+        output = _dvc("exp", "run", "--queue", stage)
+        found = re.search(r"Queued experiment '([^']+)'", output)
+        if found is None:
+            raise StageError(f"could not queue {stage}: {output.strip()}")
+        names[found.group(1)] = stage
+    threads = threads_per_job(jobs)
+    print(f"training {len(stages)} runs, {jobs} at a time, {threads} thread(s) each", flush=True)
+    _dvc("queue", "start", "--jobs", str(jobs), env={**os.environ, "TRAIN_THREADS": str(threads)})
+    started = time.monotonic()
+    try:
+        _wait(names, started)
+    except KeyboardInterrupt:
+        _dvc("queue", "kill", *names, check=False)
+        _dvc("queue", "remove", *names, check=False)
+        raise
+    return names
+
+
+def _wait(names: dict[str, str], started: float) -> None:
+    from tqdm import tqdm
+
+    finished: set[str] = set()
+    failed: list[str] = []
+    with tqdm(total=len(names), unit="run", file=sys.stdout, dynamic_ncols=True) as bar:
+        while len(finished) < len(names):
+            time.sleep(POLL_SECONDS)
+            states = _queue_states(set(names))
+            for name, state in states.items():
+                if state in ("Success", "Failed") and name not in finished:
+                    finished.add(name)
+                    bar.update(1)
+                    minutes = (time.monotonic() - started) / 60
+                    bar.write(f"{names[name]}: {state.lower()} after {minutes:.1f} min ({name})")
+                    if state == "Failed":
+                        failed.append(name)
+            running = [names[name] for name, state in states.items() if state == "Running"]
+            bar.set_postfix_str(", ".join(running))
+            if set(names) - set(states) - finished:  # gone from the queue without an end state
+                raise StageError(
+                    f"queued runs disappeared from `dvc queue status`: {sorted(set(names) - set(states))}"
+                )
+    if failed:
+        logs = "; ".join(f"dvc queue logs {name}  ({names[name]})" for name in failed)
+        raise StageError(f"{len(failed)} training run(s) failed, nothing was compared; see: {logs}")
+
+
+def study(jobs: int, seeds: list[int] | None = None) -> None:
+    """Run the whole study as `dvc repro` does, training up to `jobs` runs side by side."""
+    if seeds is not None:
+        set_seeds(seeds)
+    load_params()  # a malformed params.yaml fails here, in one line, before anything runs
+    _stream("repro", "prepare")
+    stages = outdated_training_stages()
+    if jobs == 1 or len(stages) < 2:
+        _stream("repro")
+        return
+    names = run_queue(longest_first(stages), jobs)
+    output = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
+    print(output.stdout + output.stderr, end="")
+    if output.returncode != 0:
+        raise StageError("`dvc repro` failed (its output is above)")
+    retrained = [stage for stage in re.findall(r"Running stage '([^']+)'", output.stdout) if stage in stages]
+    _dvc("exp", "remove", *names, check=False)
+    if retrained:  # the run-cache did not hold them: the results are right, only slower
+        print(f"warning: {', '.join(retrained)} trained again in the workspace", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1, help="training runs side by side (default 1)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="set params.yaml's seeds first")
+    args = parser.parse_args()
+    if args.jobs < 1:
+        raise StageError(f"--jobs {args.jobs}: give 1 or more")
+    study(args.jobs, args.seeds)
+
+
+if __name__ == "__main__":
+    run_stage(main)
