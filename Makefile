@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 
 JOBS ?= 1
 
-.PHONY: setup setup-gpu repro study test test-fast lint format report bench bench-full bench-levers bench-accuracy bench-prepare bench-epoch
+.PHONY: setup setup-gpu repro study test test-fast lint format report bench
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -51,20 +51,6 @@ REF ?= main
 report: setup  ## Markdown report of metrics, params and figures against a git ref: make report REF=main
 	python -m src.report --ref $(REF)
 
-bench: setup  ## training speed, study-style vs pipeline: make bench MODELS="resnet simple_cnn"
-	python benchmarks/train_speed.py $(if $(MODELS),--models $(MODELS))
-
-bench-full: setup  ## as bench, on all prepared training images, one round of 4 epochs (about 35 min)
-	python benchmarks/train_speed.py --images 45000 --epochs 4 --rounds 1 $(if $(MODELS),--models $(MODELS))
-
-bench-levers: setup  ## as bench, plus the pipeline with each speed lever switched, one at a time
-	python benchmarks/train_speed.py --levers $(if $(MODELS),--models $(MODELS))
-
-bench-accuracy: setup  ## test scores of the study's own way of training beside the train stage's (about an hour)
-	python benchmarks/study_baseline.py $(if $(MODELS),--models $(MODELS))
-
-bench-prepare: setup  ## time and peak memory of the prepare stage on the downloaded tarball
-	python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz
-
-bench-epoch: setup  ## seconds per epoch per model, study-style: make bench-epoch MODELS="resnet simple_cnn"
-	python benchmarks/epoch_time.py $(if $(MODELS),--models $(MODELS))
+ARGS ?= speed
+bench: setup  ## benchmarks: make bench ARGS="speed --levers" (speed, accuracy, prepare; ARGS="speed --help")
+	python -m benchmarks $(ARGS)

@@ -1,4 +1,4 @@
-"""The training-speed benchmark runs end to end on a few images and ends with its JSON lines."""
+"""The benchmarks (python -m benchmarks ...) run end to end on a few images and end with their JSON lines."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
     result = subprocess.run(
         [
             sys.executable,
-            "benchmarks/train_speed.py",
+            "-m",
+            "benchmarks",
+            "speed",
             "--models",
-            "mlp_l2",
             "simple_cnn",
             "--images",
             "96",
@@ -28,7 +29,6 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
             "1",
             "--levers",
             "batches not split",
-            "native instruction set",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -36,25 +36,18 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    mlp_line, line = (json.loads(text) for text in result.stdout.strip().splitlines()[-2:])
-    assert mlp_line["model"] == "mlp_l2" and "batches not split" not in mlp_line["levers_images_per_s"]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["model"] == "simple_cnn"
     assert line["baseline_images_per_s"] > 0 and line["pipeline_images_per_s"] > 0
     speedup = line["pipeline_images_per_s"] / line["baseline_images_per_s"]
     assert line["ratio"] == pytest.approx(speedup, rel=0.02)
     assert len(line["baseline_steady_epoch_s"]) == len(line["pipeline_steady_epoch_s"]) == 2  # 3 epochs
-    assert set(mlp_line["levers_images_per_s"]) == {"native instruction set"}
-    assert set(line["levers_images_per_s"]) == {
-        "batches not split",  # params.yaml splits simple_cnn's batches
-        "native instruction set",
-    }
+    assert set(line["levers_images_per_s"]) == {"batches not split"}  # params.yaml splits simple_cnn's
     assert "simple_cnn      baseline" in result.stdout
 
 
 def test_a_bare_levers_flag_runs_every_lever_that_changes_something() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import train_speed
-
+    from benchmarks import speed as train_speed
     from src.params import ModelParams
 
     unsplit = ModelParams(builder="mlp_l2", display_name="MLP")
@@ -66,8 +59,7 @@ def test_a_bare_levers_flag_runs_every_lever_that_changes_something() -> None:
 
 
 def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkeypatch) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import train_speed
+    from benchmarks import speed as train_speed
 
     order = []
     seconds = {"baseline": iter([[9, 2, 4], [7, 3, 1]]), "pipeline": iter([[5, 1, 1], [3, 2, 2]])}
@@ -89,7 +81,7 @@ def test_train_speed_takes_variants_in_turn_and_pools_their_steady_epochs(monkey
 
 def test_train_speed_rejects_unknown_models() -> None:
     result = subprocess.run(
-        [sys.executable, "benchmarks/train_speed.py", "--models", "vgg16"],
+        [sys.executable, "-m", "benchmarks", "speed", "--models", "vgg16"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -99,18 +91,19 @@ def test_train_speed_rejects_unknown_models() -> None:
 
 
 @pytest.mark.slow
-def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_prepared_project) -> None:
+def test_accuracy_scores_the_study_style_run_beside_the_train_stage(in_prepared_project) -> None:
     """Trains simple_cnn the study's way on the tiny prepared data and compares with the stage's scores."""
     from src import train
     from src.params import load_params
 
     train.train("simple_cnn", load_params())  # the train stage's own scores, one epoch
     out = in_prepared_project / "baseline.json"
-    script = str(ROOT / "benchmarks/study_baseline.py")
     result = subprocess.run(
         [
             sys.executable,
-            script,
+            "-m",
+            "benchmarks",
+            "accuracy",
             "--models",
             "simple_cnn",
             "--project",
@@ -118,6 +111,7 @@ def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_pre
             "--out",
             str(out),
         ],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
@@ -136,16 +130,16 @@ def test_study_baseline_scores_the_study_style_run_beside_the_train_stage(in_pre
 
 
 @pytest.mark.slow
-def test_study_baseline_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
+def test_accuracy_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
     """The pipeline run that --seeds adds for other seeds is the train stage's training: at the
     stage's seed it reproduces the stage's test scores exactly."""
     from src import train
     from src.params import load_params
 
     stage = train.train("mlp_l2", load_params())
-    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--worker", "mlp_l2"]
+    command = [sys.executable, "-m", "benchmarks", "accuracy", "--worker", "mlp_l2"]
     command += ["--way", "pipeline", "--seeds", "42", "--project", str(in_prepared_project)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["way"] == "pipeline" and line["seed"] == 42 and line["data_order"] == "pipeline"
@@ -155,12 +149,12 @@ def test_study_baseline_trains_the_pipelines_way_as_the_train_stage_does(in_prep
 
 
 @pytest.mark.slow
-def test_study_baseline_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepared_project) -> None:
+def test_accuracy_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepared_project) -> None:
     """--seeds trains both ways once per seed (no train stage has run here) and sums them up;
     --onednn switches the study's way to TensorFlow's oneDNN kernels."""
-    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--models", "mlp_l2"]
+    command = [sys.executable, "-m", "benchmarks", "accuracy", "--models", "mlp_l2"]
     command += ["--seeds", "42", "7", "--onednn", "--project", str(in_prepared_project)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(text) for text in result.stdout.strip().splitlines()[-2:]]
     assert [(line["seed"], line["way"]) for line in lines] == [(42, "study-onednn"), (7, "study-onednn")]
@@ -177,10 +171,10 @@ def test_study_baseline_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepar
     assert len(losses) == 4 and losses[0] != losses[2] and losses[1] != losses[3]
 
 
-def test_study_baseline_needs_prepared_data(tmp_path) -> None:
+def test_accuracy_needs_prepared_data(tmp_path) -> None:
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     result = subprocess.run(
-        [sys.executable, "benchmarks/study_baseline.py", "--project", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks", "accuracy", "--project", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -190,13 +184,9 @@ def test_study_baseline_needs_prepared_data(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pipeline_order", [True, False])
-def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
-    in_prepared_project, pipeline_order
-) -> None:
+def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_project) -> None:
     """With --pipeline-order, the study's way draws the stage's weights, batch order and Dropout
-    masks: only the arithmetic differs, so the first epoch's training loss agrees to rounding
-    (and does not with Keras's own shuffle)."""
+    masks: only the arithmetic differs, so the first epoch's training loss agrees to rounding."""
     from src import train
     from src.params import load_params
 
@@ -204,13 +194,11 @@ def test_study_baseline_in_pipeline_order_sees_the_train_stages_batches(
     stage_loss = json.loads((in_prepared_project / "reports/train/mlp_l2-42/metrics.json").read_text())[
         "train"
     ]["loss"]
-    command = [sys.executable, str(ROOT / "benchmarks/study_baseline.py"), "--models", "mlp_l2"]
-    command += ["--project", str(in_prepared_project)] + (["--pipeline-order"] if pipeline_order else [])
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "benchmarks", "accuracy", "--models", "mlp_l2"]
+    command += ["--project", str(in_prepared_project), "--pipeline-order"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
-    assert line["data_order"] == ("pipeline" if pipeline_order else "keras")
-    if pipeline_order:  # the same numbers up to rounding (kernels, Adam's float32 betas)
-        assert line["train_loss"] == pytest.approx(stage_loss, rel=1e-5)
-    else:
-        assert abs(line["train_loss"] - stage_loss) > 2e-3
+    assert line["data_order"] == "pipeline"
+    # the same numbers up to rounding (kernels, Adam's float32 betas)
+    assert line["train_loss"] == pytest.approx(stage_loss, rel=1e-5)

@@ -1,6 +1,6 @@
 """Time and peak memory of the prepare stage on a full CIFAR-10 tarball.
 
-    python benchmarks/prepare_speed.py data/raw/cifar-10-binary.tar.gz
+    python -m benchmarks prepare [data/raw/cifar-10-binary.tar.gz]
 
 Runs in a fresh process per measurement so that peak resident memory (ru_maxrss) is that
 step's own: (1) decompressing the whole tarball and nothing else, the floor for any reader;
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT
 
 DECOMPRESS = """
 import gzip, resource, sys, time
@@ -47,10 +47,12 @@ def _measure(script: str, *args: str) -> tuple[float, float]:
     return float(out[0]), int(out[1]) / 1024  # seconds, MiB
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tarball", type=Path)
-    tarball = parser.parse_args().tarball.resolve()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("tarball", type=Path, nargs="?", default=Path("data/raw/cifar-10-binary.tar.gz"))
+    tarball = parser.parse_args(argv).tarball.resolve()
+    if not tarball.is_file():
+        parser.error(f"{tarball} not found: run `dvc repro download` first, or name a CIFAR-10 tarball")
     gunzip_s, gunzip_mib = _measure(DECOMPRESS, str(tarball))
     with tempfile.TemporaryDirectory() as out:
         prepare_s, prepare_mib = _measure(PREPARE, str(tarball), out)

@@ -1,22 +1,23 @@
 """Training speed: the study's way of training against the pipeline's trainer, side by side.
 
-    python benchmarks/train_speed.py [--models resnet simple_cnn] [--images 6000] [--epochs 3]
-                                     [--rounds 2] [--levers]
-    (or: make bench MODELS="resnet simple_cnn"; make bench-levers)
+    python -m benchmarks speed [--models resnet simple_cnn] [--images 6000] [--epochs 3]
+                               [--rounds 2] [--levers [LEVER ...]] [--full]
+    (or: make bench ARGS="speed --levers")
 
 For each model, on the same prepared images (data/prepared/train.npz, or synthetic ones if
 the pipeline has not run), with the same architecture, batch size and optimizer:
 
 - baseline: what the study did: float32 arrays scaled to [0, 1] in NumPy, `model.fit` on
   them with batch 32, validating on a fifth as many images every epoch;
-- pipeline: `src.train.compile_model` + `src.train.fit` with params.yaml's `train` settings
+- pipeline: `src.training.prepare_model` + `src.training.fit` with params.yaml's `train` settings
   and the model's `cpu_shards` (uint8 data, scaling inside the model, in-memory tf.data,
   steps_per_execution, oneDNN kernels, fused Adam, batch shards side by side), exactly as
   the train stage runs them.
 
-With --levers, the pipeline also runs with each lever switched on its own (oneDNN off, plain
-Keras Adam, steps_per_execution 1, XLA on, batches not split), so the output shows what each
-buys.
+With --levers, the pipeline also runs with each lever of src/speed/ switched on its own (oneDNN
+off, plain Keras Adam, steps_per_execution 1, XLA on, batches not split, native instruction
+set), so the output shows what each buys. --full measures on all 45,000 prepared training
+images, one round of 4 epochs, like the study's own epochs (about 35 min for all models).
 
 Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own),
 and the variants of a model run in turn, `--rounds` times over, so that a slow spell of a
@@ -33,12 +34,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import ROOT, epoch_timer, fit_study_style, run_worker, study_style_model
 
 
 def forward_flops(model) -> int:  # type: ignore[no-untyped-def]
@@ -120,15 +118,15 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     if variant == "baseline":
         os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
     else:
-        from src.train import configure_tensorflow
+        from src.speed import configure_tensorflow
 
-        configure_tensorflow(train_cfg)  # before TensorFlow is imported, as the train stage does
+        # before TensorFlow is imported, as the train stage does
+        configure_tensorflow(train_cfg.onednn, train_cfg.cpu_isa)
 
     import keras
-    from epoch_time import epoch_timer  # the sibling scripts' timer and study-style trainer
-    from study_baseline import fit_study_style, study_style_model
 
-    from src.train import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
+    from src.speed import threads_from_environment
+    from src.training import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
     timer = epoch_timer(keras)
@@ -137,7 +135,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
         model = study_style_model(config)
         fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:  # as the train stage does, thread pools first: before TensorFlow starts its runtime
-        model = prepare_model(config, train_cfg, model_id, params.seeds[0])
+        model = prepare_model(config, train_cfg, params.seeds[0], threads_from_environment())
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seeds[0], [timer], epochs=epochs)
         model = plain_model(model)
     return {
@@ -150,13 +148,9 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
 
 
 def _run(model_id: str, variant: str, images: int, epochs: int) -> dict:
-    command = [sys.executable, __file__, "--worker", model_id, variant]
-    command += ["--images", str(images), "--epochs", str(epochs)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if output.returncode:
-        raise SystemExit(f"{model_id} {variant} failed:\n{output.stderr[-3000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return run_worker(
+        "speed", "--worker", model_id, variant, "--images", str(images), "--epochs", str(epochs)
+    )
 
 
 def _measure(model_id: str, variants: list[str], images: int, epochs: int, rounds: int) -> dict[str, dict]:
@@ -188,8 +182,8 @@ def _epochs(result: dict) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks speed", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
     parser.add_argument("--images", type=int, default=6_000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is reported apart")
@@ -200,8 +194,11 @@ def main() -> None:
         metavar="LEVER",
         help=f"also run the pipeline with each lever switched (all, or those named: {', '.join(LEVERS)})",
     )
+    parser.add_argument("--full", action="store_true", help="all 45,000 images, 4 epochs, 1 round")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.full:
+        args.images, args.epochs, args.rounds = 45_000, 4, 1
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is reported apart)")
     if args.rounds < 1:

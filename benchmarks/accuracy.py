@@ -1,8 +1,8 @@
 """Test scores of the study's own way of training, to check that the fast trainer changed nothing.
 
-    python benchmarks/study_baseline.py [--models resnet simple_cnn] [--epochs N] [--out FILE] [--project DIR]
-                                        [--pipeline-order] [--seeds 42 1 2] [--onednn]
-    (or: make bench-accuracy MODELS="resnet simple_cnn")
+    python -m benchmarks accuracy [--models resnet simple_cnn] [--epochs N] [--out FILE]
+                                  [--project DIR] [--pipeline-order] [--seeds 42 1 2] [--onednn]
+    (or: make bench ARGS="accuracy --models resnet simple_cnn")
 
 For each model, in a fresh process, on the prepared splits (data/prepared: run `dvc repro
 prepare` first): the same architecture, recipe (epochs, batch size, Adam, learning rate)
@@ -40,54 +40,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def study_style_model(config):  # type: ignore[no-untyped-def]
-    """The study's model: the registry's layers on float input, without the uint8 scaling layer."""
-    import keras
-
-    from src.data import CLASSES, IMAGE_SHAPE
-    from src.models import build_model
-
-    built = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
-    model = keras.Sequential([keras.Input(IMAGE_SHAPE), *built.layers[2:]], name=built.name)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def fit_study_style(  # type: ignore[no-untyped-def]
-    model, config, train, val, epochs: int, callbacks: list, pipeline_order_seed: int | None = None
-):
-    """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
-    (x, y), (x_val, y_val) = train, val
-    if pipeline_order_seed is None:
-        data = {"x": x.astype("float32") / 255.0, "y": y.astype("int32"), "batch_size": config.batch_size}
-    else:  # no float copy of the whole training set: the batches are scaled as they are drawn
-        import tensorflow as tf
-
-        from src.train import _datasets
-
-        batches, _ = _datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
-        data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}
-    return model.fit(
-        **data,
-        epochs=epochs,
-        validation_data=(x_val.astype("float32") / 255.0, y_val.astype("int32")),
-        callbacks=callbacks,
-        verbose=0,
-    )
-
+from benchmarks.common import ROOT, fit_study_style, run_worker, study_style_model
 
 WAYS = ("study", "study-onednn", "pipeline")  # how a worker trains
 
@@ -106,9 +63,10 @@ def worker(
     params = load_params()
     config = params.models[model_id]
     if way == "pipeline":
-        from src.train import configure_tensorflow
+        from src.speed import configure_tensorflow
 
-        configure_tensorflow(params.train)  # before TensorFlow is imported, as the train stage does
+        # before TensorFlow is imported, as the train stage does
+        configure_tensorflow(params.train.onednn, params.train.cpu_isa)
     elif way == "study-onednn":
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
     else:
@@ -116,23 +74,16 @@ def worker(
     import numpy as np
 
     from src.data import load_split
-    from src.train import (
-        _epoch_line_callback,
-        fit,
-        onednn_enabled,
-        peak_rss_mib,
-        prepare_model,
-        scores,
-        seed_everything,
-    )
+    from src.speed import onednn_enabled, threads_from_environment
+    from src.training import epoch_lines, fit, peak_rss_mib, prepare_model, scores, seed_everything
 
     seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs
     train, val, (x_test, y_test) = load_split("train"), load_split("val"), load_split("test")
-    progress = [_epoch_line_callback(epochs, file=sys.stderr)]  # stderr: stdout carries the result
+    progress = [epoch_lines(epochs, file=sys.stderr)]  # stderr: stdout carries the result
     print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
     if way == "pipeline":
-        model = prepare_model(config, params.train, model_id, seed)
+        model = prepare_model(config, params.train, seed, threads_from_environment())
         started = time.perf_counter()
         history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
         seconds = time.perf_counter() - started
@@ -160,15 +111,10 @@ def worker(
 
 
 def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) -> dict:
-    command = [sys.executable, __file__, "--worker", model_id, "--project", str(args.project)]
-    command += ["--seeds", str(seed), "--way", way]
+    command = ["--worker", model_id, "--project", str(args.project), "--seeds", str(seed), "--way", way]
     command += ["--epochs", str(args.epochs)] if args.epochs else []
     command += ["--pipeline-order"] if args.pipeline_order else []
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-    if done.returncode:
-        raise SystemExit(f"{model_id}: the {way} run with seed {seed} failed (exit {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_worker("accuracy", *command)
 
 
 def _stage_accuracy(model_id: str, seed: int, epochs: int) -> float | None:
@@ -191,8 +137,10 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.mean(points):.2f} +- {sd:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks accuracy", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
     parser.add_argument("--epochs", type=int, help="override every model's epochs (default: params.yaml's)")
     parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
@@ -210,7 +158,7 @@ def main() -> None:
     )
     parser.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)
     parser.add_argument("--way", choices=WAYS, default="study", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.out:
         args.out = args.out.resolve()
     os.chdir(args.project)  # params.yaml, the prepared splits and the reports are relative to it

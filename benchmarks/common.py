@@ -1,0 +1,80 @@
+"""What the benchmarks share: the study's own way of training, an epoch timer, fresh worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_worker(module: str, *args: str, cwd: Path = ROOT) -> dict:
+    """Run `python -m benchmarks.<module> --worker ...` in a fresh process (its own peak memory and
+    TensorFlow kernel choice); returns the JSON of its last stdout line. stderr shows as it goes."""
+    command = [sys.executable, "-m", f"benchmarks.{module}", *args]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise SystemExit(f"`{' '.join(command[1:])}` failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def epoch_timer(keras):  # type: ignore[no-untyped-def]
+    """A Keras callback that records each epoch's wall time in `.times`."""
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.times.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
+
+
+def study_style_model(config):  # type: ignore[no-untyped-def]
+    """The study's model: the registry's layers on float input, without the uint8 scaling layer."""
+    import keras
+
+    from src.data import CLASSES, IMAGE_SHAPE
+    from src.models import build_model
+
+    built = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
+    model = keras.Sequential([keras.Input(IMAGE_SHAPE), *built.layers[2:]], name=built.name)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_study_style(  # type: ignore[no-untyped-def]
+    model, config, train, val, epochs: int, callbacks: list, pipeline_order_seed: int | None = None
+):
+    """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
+    (x, y), (x_val, y_val) = train, val
+    if pipeline_order_seed is None:
+        data = {"x": x.astype("float32") / 255.0, "y": y.astype("int32"), "batch_size": config.batch_size}
+    else:  # no float copy of the whole training set: the batches are scaled as they are drawn
+        import tensorflow as tf
+
+        from src.training import datasets
+
+        batches, _ = datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
+        data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}
+    return model.fit(
+        **data,
+        epochs=epochs,
+        validation_data=(x_val.astype("float32") / 255.0, y_val.astype("int32")),
+        callbacks=callbacks,
+        verbose=0,
+    )
