@@ -10,8 +10,8 @@ The same stages and the same bytes as `dvc repro`, by DVC's own means, no schedu
    (`dvc exp run --queue train@<id>-<seed>`), the longest first, and `dvc queue start -j N`
    runs N at a time, each with $TRAIN_THREADS = the cores / N (the thread count does not
    change the bytes: src/speed/); every finished run lands in DVC's cache and run-cache;
-4. `dvc repro` then finds every training stage in the run-cache ("is cached - skipping run,
-   checking out outputs"), trains nothing, and runs `compare`;
+4. each run's dvc.lock entry is taken from its experiment, and `dvc repro` finds every trained
+   stage in the cache, trains nothing, and runs `compare`;
 5. the queued experiments are removed (their outputs stay in the cache).
 
 With `--jobs 1` it is plain `dvc repro`. The queued runs train in DVC's own temporary copies of
@@ -29,13 +29,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from src.cli import StageError, run_stage
+from src.files import write_text
 from src.params import PARAMS_FILE, load_params
 from src.paths import split_run_name
 
 TIMINGS = Path("reports/timings.json")
-POLL_SECONDS = 5.0
+LOCK_FILE = Path("dvc.lock")
+
+
+def poll_interval(elapsed: float) -> float:
+    """Seconds between looks at the queue: often at first, then every 30 s at most (each look
+    starts a `dvc` process, which takes CPU from the training runs)."""
+    return min(30.0, max(2.0, elapsed / 20))
 
 
 def _dvc(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
@@ -49,6 +59,21 @@ def _stream(*args: str) -> None:
     """Run a dvc command with its output shown as it goes."""
     if subprocess.run(["dvc", *args]).returncode != 0:
         raise StageError(f"`dvc {' '.join(args)}` failed (its output is above)")
+
+
+def _tee(*args: str) -> str:
+    """Run a dvc command with its output shown as it goes; return the output."""
+    lines = []
+    with subprocess.Popen(
+        ["dvc", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if process.returncode != 0:
+        raise StageError(f"`dvc {' '.join(args)}` failed (its output is above)")
+    return "".join(lines)
 
 
 def set_seeds(seeds: list[int], params_file: Path = PARAMS_FILE) -> None:
@@ -122,16 +147,20 @@ def _wait(names: dict[str, str], started: float) -> None:
 
     finished: set[str] = set()
     failed: list[str] = []
-    with tqdm(total=len(names), unit="run", file=sys.stdout, dynamic_ncols=True) as bar:
+    # a bar on a terminal; in logs, one line per finished run
+    with tqdm(total=len(names), unit="run", file=sys.stdout, disable=not sys.stdout.isatty()) as bar:
         while len(finished) < len(names):
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll_interval(time.monotonic() - started))
             states = _queue_states(set(names))
             for name, state in states.items():
                 if state in ("Success", "Failed") and name not in finished:
                     finished.add(name)
                     bar.update(1)
                     minutes = (time.monotonic() - started) / 60
-                    bar.write(f"{names[name]}: {state.lower()} after {minutes:.1f} min ({name})")
+                    bar.write(
+                        f"{names[name]}: {state.lower()} after {minutes:.1f} min ({name})", file=sys.stdout
+                    )
+                    sys.stdout.flush()
                     if state == "Failed":
                         failed.append(name)
             running = [names[name] for name, state in states.items() if state == "Running"]
@@ -156,21 +185,87 @@ def study(jobs: int, seeds: list[int] | None = None) -> None:
         _stream("repro")
         return
     names = run_queue(longest_first(stages), jobs)
-    output = subprocess.run(["dvc", "repro"], capture_output=True, text=True)
-    print(output.stdout + output.stderr, end="")
-    if output.returncode != 0:
-        raise StageError("`dvc repro` failed (its output is above)")
-    retrained = [stage for stage in re.findall(r"Running stage '([^']+)'", output.stdout) if stage in stages]
+    # the workspace's dvc.lock may name outputs that were never here (a fresh clone): then DVC
+    # would train such a stage again rather than look in the run-cache; the queued runs' own
+    # entries name what they just put in the cache
+    _merge(_experiment_lock_entries(names))
+    output = _tee("repro")
+    retrained = [stage for stage in re.findall(r"Running stage '([^']+)'", output) if stage in stages]
     _dvc("exp", "remove", *names, check=False)
     if retrained:  # the run-cache did not hold them: the results are right, only slower
         print(f"warning: {', '.join(retrained)} trained again in the workspace", file=sys.stderr)
+
+
+def export_lock_entries(stages: list[str], out: Path, lock_file: Path = LOCK_FILE) -> None:
+    """Write these stages' entries of dvc.lock to `out`: what a machine that trained (or
+    restored) them hands on, with their outputs pushed to the shared remote."""
+    entries = yaml.safe_load(lock_file.read_text())["stages"] if lock_file.exists() else {}
+    missing = [stage for stage in stages if stage not in entries]
+    if missing:
+        raise StageError(
+            f"dvc.lock has no entry for {missing}: run `dvc repro --pull {' '.join(missing)}` first"
+        )
+    write_text(out, yaml.safe_dump({"stages": {stage: entries[stage] for stage in stages}}, sort_keys=False))
+
+
+def merge_lock_entries(parts: list[Path], lock_file: Path = LOCK_FILE) -> list[str]:
+    """Put the stage entries of `parts` (from `export_lock_entries`) into dvc.lock; returns the stages.
+
+    Why: `dvc repro --pull` restores a stage that matches its dvc.lock entry only from the
+    outputs that entry names, never from the run-cache. A committed entry whose outputs no
+    one pushed would then be trained again here, although another machine just trained and
+    pushed it. With the entries of the machines that did the work, every stage is pulled.
+    """
+    entries: dict[str, Any] = {}
+    for part in parts:
+        entries.update(yaml.safe_load(part.read_text()).get("stages", {}))
+    return _merge(entries, lock_file)
+
+
+def _merge(entries: dict[str, Any], lock_file: Path = LOCK_FILE) -> list[str]:
+    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {"schema": "2.0"}
+    lock["stages"] = {**(lock.get("stages") or {}), **entries}
+    write_text(lock_file, yaml.safe_dump(lock, sort_keys=False))
+    return list(entries)
+
+
+def _experiment_lock_entries(names: dict[str, str]) -> dict[str, Any]:
+    """Each queued run's dvc.lock entry for its stage, from its experiment's commit."""
+    listing = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    refs = {ref.rsplit("/", 1)[-1]: ref for ref in listing.stdout.split()}
+    entries = {}
+    for name, stage in names.items():
+        if name in refs:
+            shown = subprocess.run(["git", "show", f"{refs[name]}:dvc.lock"], capture_output=True, text=True)
+            stages = (yaml.safe_load(shown.stdout) or {}).get("stages", {}) if shown.returncode == 0 else {}
+            if stage in stages:
+                entries[stage] = stages[stage]
+    return entries
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1, help="training runs side by side (default 1)")
     parser.add_argument("--seeds", type=int, nargs="+", help="set params.yaml's seeds first")
+    parser.add_argument(
+        "--export-lock", type=Path, metavar="FILE", help="write STAGES' dvc.lock entries to FILE"
+    )
+    parser.add_argument(
+        "--merge-lock", type=Path, nargs="+", metavar="FILE", help="merge such files into dvc.lock"
+    )
+    parser.add_argument("stages", nargs="*", metavar="STAGE", help="stages for --export-lock")
     args = parser.parse_args()
+    if args.export_lock:
+        export_lock_entries(args.stages, args.export_lock)
+        return
+    if args.merge_lock:
+        print(f"dvc.lock: entries of {', '.join(merge_lock_entries(args.merge_lock))}")
+        return
     if args.jobs < 1:
         raise StageError(f"--jobs {args.jobs}: give 1 or more")
     study(args.jobs, args.seeds)

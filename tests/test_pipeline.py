@@ -11,10 +11,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, tiny_params, write_params
 from tests.test_models import STUDY_PARAMS
@@ -153,6 +153,10 @@ def test_experiment_reruns_only_the_changed_model_and_compare(repo: Path) -> Non
     assert comparison["simple_cnn"]["epochs"] == "2" and comparison["resnet"]["epochs"] == "1"
     diff = json.loads(_run(repo, "dvc", "metrics", "diff", "--json"))
     assert list(diff) == ["reports/metrics/simple_cnn.json"]  # the other models did not change
+    header = next(csv.reader(io.StringIO(_run(repo, "dvc", "exp", "show", "--csv"))))
+    epochs = next(name for name in header if name.endswith("models.simple_cnn.epochs"))
+    # the scores come first, one group of four per model
+    assert header.index("reports/metrics/cnn_da_dropout.json:accuracy") < header.index(epochs)
 
 
 def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
@@ -191,43 +195,84 @@ def test_adding_a_seed_runs_only_the_new_stages(repo: Path, project_params: dict
     assert _stages_run(_run(repo, "dvc", "repro")) == ["compare"]
 
 
-def test_push_and_pull_through_the_default_remote(repo: Path, tmp_path: Path) -> None:
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-qm", "simple_cnn: 2 epochs")
-    _run(repo, "dvc", "push")
-    clone = repo.parent / "clone"
+def _committed_clone(repo: Path, clone: Path, models: list[str]) -> Path:
+    """A fresh clone of `repo` as committed, with the recorded run's dvc.lock but none of its
+    data or models (as a clone of main is), reduced to `models` to keep the test short."""
     _run(repo.parent, "git", "clone", "-q", str(repo), str(clone))
-    _run(clone, "dvc", "pull")
-    assert (clone / "models" / "resnet-42.keras").is_file()
-    assert "Data and pipelines are up to date." in _run(clone, "dvc", "repro")
-    assert (clone / "data" / "prepared" / "train.npz").is_file()
+    _run(clone, "git", "config", "user.email", "ci@example.org")  # dvc exp commits its runs
+    _run(clone, "git", "config", "user.name", "CI")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["models"] = {m: params["models"][m] for m in models}
+    write_params(clone, params)
+    return clone
 
 
-def test_queued_sweep_runs_and_the_winner_is_kept(repo: Path) -> None:
-    for rate in ("0.1", "0.4"):
-        _run(repo, "dvc", "exp", "run", "--queue", "-S", f"models.mlp_l2.dropout={rate}")
-    _run(repo, "dvc", "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 900
-    while "Queued" in (status := _run(repo, "dvc", "queue", "status")) or "Running" in status:
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
-    assert status.count("Success") == 2, status
+def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_path: Path) -> None:
+    """What .github/workflows/study.yml does, without GitHub: clones of one commit share one
+    remote; two each train their share of the stages, push them with the run-cache and hand on
+    their dvc.lock entries; the third merges the entries, `dvc repro --pull` trains nothing, and
+    it reports the bytes of the clone that ran everything itself (`repo`)."""
+    _run(repo, "dvc", "repro")  # everything, here, if the tests before have not
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "the study", "--allow-empty")
+    shares = {"a": "mlp_l2", "b": "simple_cnn"}
+    clones = {name: _committed_clone(repo, tmp_path / name, list(shares.values())) for name in "abc"}
+    for clone in clones.values():
+        _run(clone, "dvc", "remote", "add", "--local", "-d", "shared", str(tmp_path / "remote"))
+    for name, model_id in shares.items():
+        # the committed entry matches but names outputs no one pushed: the stage trains
+        output = _run(clones[name], "dvc", "repro", "--pull", f"train@{model_id}-42")
+        assert f"train@{model_id}-42" in _stages_run(output)
+        _run(clones[name], "dvc", "push", "--run-cache")
+        _run(clones[name], sys.executable, "-m", "src.study", "--export-lock", str(tmp_path / f"{name}.yaml"),
+             f"train@{model_id}-42")  # fmt: skip
+    assert "Running stage 'download'" not in output  # b restored the data a had pushed
 
-    table = _run(repo, "dvc", "exp", "show", "--csv")
-    header, *rows = list(csv.reader(io.StringIO(table)))
-    dropout = next(name for name in header if name.endswith("models.mlp_l2.dropout"))
-    # the scores come first, one group of four per model
-    assert header.index("reports/metrics/cnn_da_dropout.json:accuracy") < header.index(dropout)
-    experiments = {row[header.index(dropout)]: row[0] for row in rows if row[0]}
-    assert {"0.1", "0.4"} <= set(experiments)
+    c = clones["c"]
+    _run(
+        c,
+        sys.executable,
+        "-m",
+        "src.study",
+        "--merge-lock",
+        str(tmp_path / "a.yaml"),
+        str(tmp_path / "b.yaml"),
+    )
+    output = _run(c, "dvc", "repro", "--pull")
+    assert _stages_run(output) == ["compare"]  # prepare is restored, compare is cheap
+    for model_id in shares.values():  # pulled as their handed-on dvc.lock entries name them
+        assert f"Pulling data for stage: 'train@{model_id}-42'" in output
+        metrics = f"reports/metrics/{model_id}.json"
+        assert (c / metrics).read_bytes() == (repo / metrics).read_bytes(), model_id
 
-    _run(repo, "dvc", "exp", "branch", experiments["0.4"], "dropout-0.4")
-    assert "dropout: 0.4" in _run(repo, "git", "show", "dropout-0.4:params.yaml")
-    _run(repo, "dvc", "exp", "apply", experiments["0.1"])
-    assert "dropout: 0.1" in (repo / "params.yaml").read_text()
-    assert _comparison(repo)["mlp_l2"]["epochs"] == "1"
-    _run(repo, "git", "checkout", "--", ".")  # back to the committed state for the next tests
-    _run(repo, "dvc", "checkout")
+
+def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Path, tmp_path: Path) -> None:
+    """`make study JOBS=2` in a fresh clone of a commit with a recorded run (dvc.lock, no
+    outputs): the training stages run two at a time as queued DVC experiments with one thread
+    each, `dvc repro` then trains nothing, and the scores are those of `repo`, trained one at a
+    time with two threads."""
+    clone = _committed_clone(repo, tmp_path / "fresh", ["mlp_l2", "simple_cnn"])
+    result = subprocess.run(
+        [sys.executable, "-m", "src.study", "--jobs", "2"],
+        cwd=clone,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "training 2 runs, 2 at a time, 1 thread(s) each" in result.stdout
+    for model_id in ("mlp_l2", "simple_cnn"):
+        assert f"train@{model_id}-42: success" in result.stdout
+        assert f"Stage 'train@{model_id}-42' is cached - skipping run" in result.stdout
+        metrics = f"reports/metrics/{model_id}.json"
+        assert (clone / metrics).read_bytes() == (repo / metrics).read_bytes(), model_id
+    assert "trained again" not in result.stderr and "Running stage 'train@" not in result.stdout
+    run = json.loads((clone / "reports/train/mlp_l2-42/run.json").read_text())
+    assert run["threads"]["train_threads"] == 1
+    queued = re.findall(r"train@\S+: success after [\d.]+ min \((\S+)\)", result.stdout)
+    assert len(queued) == 2 and not set(queued) & set(
+        _run(clone, "dvc", "exp", "list", "--name-only").split()
+    )
 
 
 def test_unreachable_url_fails_fast_and_clearly(repo: Path, project_params: dict, tiny_tarball: Path) -> None:

@@ -38,13 +38,28 @@ def test_ci_runs_the_readme_test_command_with_full_history() -> None:
     assert checkout["with"]["fetch-depth"] == 0
 
 
-def test_cml_posts_the_report_with_dvc3_syntax() -> None:
-    text = (WORKFLOWS / "cml.yml").read_text()
+def _steps(job: dict) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_study_fans_the_training_stages_out_and_compares_without_training() -> None:
+    text = (WORKFLOWS / "study.yml").read_text()
     workflow = yaml.safe_load(text)
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
-    runs = " ".join(step.get("run", "") for step in workflow["jobs"]["report"]["steps"])
+    plan, train, report = (workflow["jobs"][name] for name in ("plan", "train", "report"))
+    # one job per train@<id>-<seed> stage that dvc.yaml expands, listed by DVC itself
+    assert "dvc stage list --name-only | grep '^train@'" in _steps(plan)
+    assert "dvc push --run-cache" in _steps(plan)  # the data, once
+    assert train["needs"] == "plan" and train["strategy"]["fail-fast"] is False
+    assert train["strategy"]["matrix"]["stage"] == "${{ fromJSON(needs.plan.outputs.stages) }}"
+    assert 'dvc repro --pull "$STAGE"' in _steps(train)
+    assert 'dvc push --run-cache "$STAGE"' in _steps(train)
+    assert "src.study --export-lock" in _steps(train) and "src.study --merge-lock" in _steps(report)
+    # the last job restores instead of training (`dvc pull --run-cache` + `dvc repro` retrains),
+    # fails if anything would train, and posts the comparison
+    runs = _steps(report)
+    assert report["needs"] == "train" and "make repro REPRO_FLAGS=--pull" in runs
+    assert "Running stage 'train@" in runs and "pipefail" in runs
     assert "make report" in runs and "cml comment create" in runs and "reports/pr_report.md" in runs
-    assert "--show-md" not in text  # removed in DVC 3.0
-    # restore unchanged stages' outputs from the remote instead of retraining every model
-    assert "make repro REPRO_FLAGS=--pull" in runs and "pull --run-cache" not in runs
+    assert "pull --run-cache" not in text and "--show-md" not in text  # the latter: removed in DVC 3.0
     assert "fetch-depth: 0" in text

@@ -1,0 +1,90 @@
+"""`make study` (src/study.py): the order of the queue, the seeds it sets, the threads it gives.
+The end-to-end run, side by side with the same bytes, is in tests/test_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src import study
+from src.params import parse_params
+from tests.conftest import ROOT
+
+
+def test_the_longest_runs_are_queued_first(tmp_path: Path) -> None:
+    timings = tmp_path / "timings.json"
+    timings.write_text(
+        json.dumps({"mlp_l2-42": {"train_seconds": 89.0}, "resnet-42": {"train_seconds": 658.0},
+                    "resnet-1": {"train_seconds": 700.0}, "simple_cnn-42": {"train_seconds": 122.0}})
+    )  # fmt: skip
+    stages = ["train@mlp_l2-7", "train@simple_cnn-7", "train@new_model-7", "train@resnet-7"]
+    assert study.longest_first(stages, timings) == [
+        "train@new_model-7",  # never timed: it may be the longest
+        "train@resnet-7",
+        "train@simple_cnn-7",
+        "train@mlp_l2-7",
+    ]
+    assert study.longest_first(stages, tmp_path / "missing.json") == stages  # no timings: as listed
+
+
+def test_set_seeds_edits_params_yaml_as_dvc_exp_run_does_and_keeps_its_comments(tmp_path: Path) -> None:
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((ROOT / "params.yaml").read_text())
+    study.set_seeds([42, 1, 2], params_file)
+    text = params_file.read_text()
+    assert yaml.safe_load(text)["seeds"] == [42, 1, 2]
+    assert "# One training run per model and seed" in text and "# random horizontal flip" in text
+    parse_params(yaml.safe_load(text))  # still valid
+
+
+@pytest.mark.parametrize(("jobs", "threads"), [(1, 2), (2, 1), (3, 1)])
+def test_each_job_gets_its_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch, jobs: int, threads: int
+) -> None:
+    monkeypatch.setattr(study.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert study.threads_per_job(jobs) == threads
+
+
+def test_jobs_below_one_are_refused_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "src.study", "--jobs", "0"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: --jobs 0: give 1 or more"]
+
+
+def test_the_queue_is_watched_often_at_first_then_every_half_minute() -> None:
+    assert study.poll_interval(0) == 2.0
+    assert study.poll_interval(300) == 15.0
+    assert study.poll_interval(3600) == 30.0
+
+
+def test_lock_entries_handed_on_are_merged_into_dvc_lock(tmp_path: Path) -> None:
+    """The fan-out's hand-over: a machine exports the dvc.lock entries of the stages it ran,
+    another merges them into its own dvc.lock, keeping every other entry."""
+    ran = tmp_path / "ran.lock"
+    ran.write_text(
+        yaml.safe_dump({"schema": "2.0", "stages": {"train@a-1": {"cmd": "new a"}, "prepare": {"cmd": "p"}}})
+    )
+    study.export_lock_entries(["train@a-1"], tmp_path / "hand" / "a.yaml", ran)
+    assert yaml.safe_load((tmp_path / "hand" / "a.yaml").read_text()) == {
+        "stages": {"train@a-1": {"cmd": "new a"}}
+    }
+    with pytest.raises(study.StageError, match=r"dvc.lock has no entry for \['train@b-1'\]"):
+        study.export_lock_entries(["train@b-1"], tmp_path / "b.yaml", ran)
+
+    mine = tmp_path / "dvc.lock"
+    mine.write_text(
+        yaml.safe_dump({"schema": "2.0", "stages": {"train@a-1": {"cmd": "old a"}, "compare": {"cmd": "c"}}})
+    )
+    assert study.merge_lock_entries([tmp_path / "hand" / "a.yaml"], mine) == ["train@a-1"]
+    assert yaml.safe_load(mine.read_text()) == {
+        "schema": "2.0",
+        "stages": {"train@a-1": {"cmd": "new a"}, "compare": {"cmd": "c"}},
+    }
