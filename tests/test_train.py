@@ -57,7 +57,7 @@ def test_train_writes_model_metrics_curves_and_environment(in_prepared_project: 
 
 @pytest.mark.parametrize(
     ("model_id", "jit_compile"),
-    [("simple_cnn", False), ("cnn_da_dropout", False), pytest.param("resnet", True, marks=pytest.mark.slow)],
+    [("simple_cnn", False), ("cnn_da_dropout", False), pytest.param("mlp_bn", True, marks=pytest.mark.slow)],
 )
 def test_same_inputs_give_identical_metrics_and_weights(
     in_prepared_project: Path, params_dict: dict, model_id: str, jit_compile: bool
