@@ -114,7 +114,7 @@ def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) ->
     command = ["--worker", model_id, "--project", str(args.project), "--seeds", str(seed), "--way", way]
     command += ["--epochs", str(args.epochs)] if args.epochs else []
     command += ["--pipeline-order"] if args.pipeline_order else []
-    return run_worker("accuracy", *command)
+    return run_worker("accuracy", *command, show_progress=True)
 
 
 def _stage_accuracy(model_id: str, seed: int, epochs: int) -> float | None:

@@ -12,14 +12,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_worker(module: str, *args: str, cwd: Path = ROOT) -> dict:
+def run_worker(module: str, *args: str, cwd: Path = ROOT, show_progress: bool = False) -> dict:
     """Run `python -m benchmarks.<module> --worker ...` in a fresh process (its own peak memory and
-    TensorFlow kernel choice); returns the JSON of its last stdout line. stderr shows as it goes."""
+    TensorFlow kernel choice); returns the JSON of its last stdout line. Its stderr (TensorFlow's
+    start-up lines, the epochs) shows as it goes with `show_progress`, else only if it fails."""
     command = [sys.executable, "-m", f"benchmarks.{module}", *args]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+    stderr = None if show_progress else subprocess.PIPE
+    done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     if done.returncode:
-        raise SystemExit(f"`{' '.join(command[1:])}` failed (exit {done.returncode})")
+        raise SystemExit(
+            f"`{' '.join(command[1:])}` failed (exit {done.returncode}):\n{(done.stderr or '')[-3000:]}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
