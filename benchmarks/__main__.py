@@ -1,4 +1,5 @@
-"""`python -m benchmarks <name> [flags]`: run one benchmark (`--help` after the name lists its flags)."""
+"""`python -m benchmarks <name> [flags]`: run one benchmark (`--help` after the name lists its flags).
+Flags without a name are the speed benchmark's: `python -m benchmarks --levers`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ BENCHMARKS = {"speed": speed.main, "accuracy": accuracy.main, "prepare": prepare
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["speed", *argv]
     if not argv or argv[0] not in BENCHMARKS:
         names = ", ".join(BENCHMARKS)
         print(f"usage: python -m benchmarks {{{names}}} [flags]\n\n{sys.modules['benchmarks'].__doc__}")
