@@ -165,10 +165,9 @@ def _wait(names: dict[str, str], started: float) -> None:
                         failed.append(name)
             running = [names[name] for name, state in states.items() if state == "Running"]
             bar.set_postfix_str(", ".join(running))
-            if set(names) - set(states) - finished:  # gone from the queue without an end state
-                raise StageError(
-                    f"queued runs disappeared from `dvc queue status`: {sorted(set(names) - set(states))}"
-                )
+            gone = sorted(set(names) - set(states) - finished)  # left the queue without an end state
+            if gone:
+                raise StageError(f"queued runs disappeared from `dvc queue status`: {gone}")
     if failed:
         logs = "; ".join(f"dvc queue logs {name}  ({names[name]})" for name in failed)
         raise StageError(f"{len(failed)} training run(s) failed, nothing was compared; see: {logs}")
