@@ -59,6 +59,7 @@ class PrepareParams(_Strict):
 
 
 class TrainParams(_Strict):
+    device: Literal["cpu", "gpu"] = "cpu"  # where to train; part of the run's identity (GPUs round otherwise)
     strategy: Literal["auto", "default", "mirrored"] = "auto"
     cpu_isa: Literal["avx2", "native"] = "avx2"  # oneDNN's instruction set (see src/speed/)
     mixed_precision: bool = False

@@ -15,12 +15,13 @@ every epoch, logged with DVCLive), and writes:
   interruption.
 
 Everything is seeded and, unless `train.jit_compile` is on, TensorFlow's ops are
-deterministic; the batch split (`cpu_shards`) and the CPU kernels' instruction set
-(`train.cpu_isa`) come from params.yaml, never from the machine, and the thread count
-($TRAIN_THREADS, src/speed/) does not change the bytes. So the same code, params, data and
-library versions give the same bytes on any x86-64 CPU with AVX2, whatever its core count
-(tests/test_reproducible.py); GPUs compute otherwise. The mechanics of training are in
-src/training.py, the speed levers in src/speed/.
+deterministic; the batch split (`cpu_shards`), the CPU kernels' instruction set
+(`train.cpu_isa`) and the device (`train.device`; `cpu` hides any GPU) come from
+params.yaml, never from the machine, and the thread count ($TRAIN_THREADS, src/speed/) does
+not change the bytes. So the same code, params, data and library versions give the same
+bytes on any x86-64 CPU with AVX2, whatever its core count (tests/test_reproducible.py);
+GPUs compute otherwise, which is why the device is a param (DVC keeps GPU runs apart). The
+mechanics of training are in src/training.py, the speed levers in src/speed/.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def train(model_id: str, params: Params, seed: int | None = None) -> dict[str, A
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
         "peak_rss_mib": training.peak_rss_mib(),
+        "device": train_cfg.device,
         "xla": bool(model.jit_compile),
         "onednn": onednn_enabled(),
         "fused_optimizer": training.fuses_adam(config, train_cfg),
@@ -167,6 +169,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = load_params(builders=BUILDERS)
     configure_tensorflow(params.train.onednn, params.train.cpu_isa)
+    training.select_device(params.train.device)
     train(args.model_id, params, args.seed)
 
 

@@ -1,5 +1,6 @@
 """How a model is trained and scored: the mechanics the train stage and the benchmarks share.
 
+    select_device(device)  -> the GPUs training uses (none for train.device: cpu)
     prepare_model(config, train_cfg, seed, threads)  -> compiled model (seeded, threads set)
     fit(model, config, train_cfg, train, val, seed, callbacks)
     plain_model(model), scores(y, y_pred), predictions_csv(y, y_pred)
@@ -25,7 +26,6 @@ import sys
 import threading
 import time
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from src.cli import StageError
 from src.data import CLASSES, IMAGE_SHAPE
 from src.models import build_model
 from src.params import ModelParams, TrainParams
-from src.speed import configure_threads, fuse_adam, set_op_determinism
+from src.speed import configure_threads, cpuinfo_field, fuse_adam, set_op_determinism
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,36 @@ def require_tensorflow_backend() -> None:
             f"training runs on Keras's TensorFlow backend, and KERAS_BACKEND selects "
             f"{keras.backend.backend()!r}: unset KERAS_BACKEND (the model builders alone run on any backend)"
         )
+
+
+def select_device(device: str) -> list[str]:
+    """Train where params.yaml's `train.device` says; returns the GPUs TensorFlow will use.
+
+    `cpu` hides every GPU from TensorFlow (before it loads, through CUDA_VISIBLE_DEVICES), so a
+    machine with a GPU computes the same bytes as any other CPU run. `gpu` needs at least one
+    visible GPU and stops otherwise: a run recorded as a GPU run never silently trains on the
+    CPU. Call before TensorFlow starts its runtime.
+    """
+    if device == "cpu":
+        if "tensorflow" in sys.modules:
+            import tensorflow as tf
+
+            tf.config.set_visible_devices([], "GPU")
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        return []
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        if not tf.test.is_built_with_cuda():
+            why = "this TensorFlow is the CPU-only build: run make setup-gpu"
+        elif os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            why = f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} hides them: unset it"
+        else:
+            why = "check the NVIDIA driver with nvidia-smi"
+        raise StageError(f"train.device is gpu but TensorFlow sees no GPU ({why}), or set train.device: cpu")
+    return [gpu.name for gpu in gpus]
 
 
 def seed_everything(seed: int, op_determinism: bool = True) -> None:
@@ -311,12 +341,7 @@ def environment() -> dict[str, Any]:
     for package in ("tensorflow", "tensorflow-cpu", "keras", "dvc", "dvclive", "numpy", "scikit-learn"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpuinfo_field("model name") or platform.processor()
     gpus = [
         tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
         for gpu in tf.config.list_physical_devices("GPU")

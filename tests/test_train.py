@@ -115,3 +115,47 @@ def test_run_records_the_speed_settings(in_prepared_project: Path) -> None:
     assert run["onednn"] is True and run["fused_optimizer"] is True and run["xla"] is False
     assert run["cpu_shards"] == 1  # params.yaml leaves the MLPs unsplit
     assert 100 < run["peak_rss_mib"] < 8192
+
+
+def test_gpu_device_without_a_gpu_stops_with_one_line_and_writes_nothing(
+    in_prepared_project: Path, params_dict: dict
+) -> None:
+    params_dict["train"]["device"] = "gpu"
+    write_params(in_prepared_project, params_dict)
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "mlp_l2"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 1
+    # TensorFlow's own start-up lines come first; the stage's is the last, and the only error
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == result.stderr.strip().splitlines()[-1:]
+    assert errors[0] == (
+        "error: train.device is gpu but TensorFlow sees no GPU (this TensorFlow is the CPU-only build: "
+        "run make setup-gpu), or set train.device: cpu"
+    )
+    assert not Path("models").exists() and not Path("reports").exists()
+
+
+def test_cpu_device_hides_gpus_before_tensorflow_loads_and_is_recorded(in_prepared_project: Path) -> None:
+    script = (
+        "import os, sys\n"
+        "from src.training import select_device\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "assert select_device('cpu') == []\n"
+        "print(os.environ['CUDA_VISIBLE_DEVICES'])\n"
+        "import tensorflow as tf\n"
+        "print(tf.config.list_physical_devices('GPU'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+    )
+    assert result.stdout.split("\n")[:2] == ["-1", "[]"]
+    train("mlp_l2", load_params())
+    assert json.loads((live_dir("mlp_l2", 42) / "run.json").read_text())["device"] == "cpu"

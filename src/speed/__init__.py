@@ -127,15 +127,21 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
+def cpuinfo_field(name: str) -> str | None:
+    """The first value of a field of /proc/cpuinfo ("model name", "flags"); None where there is none."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
-        return set()
+        return None
     for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def cpu_isa_record(cpu_isa: str, flags: set[str] | None = None) -> dict[str, Any]:
