@@ -6,9 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
-from benchmarks import accuracy, prepare, speed
+from benchmarks import accuracy, prepare, speed, verdicts
 
-BENCHMARKS = {"speed": speed.main, "accuracy": accuracy.main, "prepare": prepare.main}
+BENCHMARKS = {
+    "speed": speed.main,
+    "accuracy": accuracy.main,
+    "prepare": prepare.main,
+    "verdicts": verdicts.main,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -3,11 +3,13 @@
     python -m src.report --ref main        (or: make report REF=main)
 
 Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
-the change is beyond noise (the two revisions' test predictions of that model compared on
-the same images: exact McNemar with one seed, a t-test over seeds with several), the
-per-model metric changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff
---md`), the current comparison table, and the figures that changed, the way a reviewer reads
-them. The CML workflow posts it as a pull-request comment.
+the change is beyond the noise of retraining (src/stats.py `judge`, on the two revisions'
+test predictions of that model: a t-test over seeds with several seeds a side, paired where
+the seeds match; one new run against the other side's seeds; no verdict from one seed a
+side, where McNemar's p is shown as the test set's noise only), the per-model metric
+changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the
+current comparison table, and the figures that changed, the way a reviewer reads them. The CML
+workflow posts it as a pull-request comment.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import pandas as pd
 
 from src import stats
 from src.cli import StageError, run_stage
-from src.compare import METRICS_DIR, PREDICTIONS_DIR, markdown_table, prediction_labels
+from src.compare import METRICS_DIR, PREDICTIONS_DIR, STATISTICS, prediction_labels
 from src.files import write_text
 from src.paths import split_run_name
+from src.tables import markdown_table
 
 REPORT = Path("reports/pr_report.md")
 FIGURES = Path("reports/figures")
@@ -87,23 +90,29 @@ def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
     return runs
 
 
+def seed_spread(ref: str | None, model_id: str) -> float | None:
+    """The model's accuracy standard deviation over seeds in statistics.json at `ref` (None: the
+    workspace), or None where that run had one seed."""
+    text = _at(ref, STATISTICS)
+    if text is None:
+        return None
+    model = json.loads(text).get("models", {}).get(model_id, {})
+    return model.get("accuracy", {}).get("sd")
+
+
 def model_verdicts(ref: str) -> list[dict[str, Any]]:
     """For every model whose scores differ from `ref`: the accuracy change and whether it is
-    beyond noise. One seed on each side: exact McNemar between the two revisions' predictions
-    of the same test images. Several: a t-test over seeds (paired where the seeds match)."""
-    from scipy.stats import ttest_ind
-
+    beyond the noise of retraining (`stats.judge`: several seeds a side, a t-test over seeds,
+    paired where the seeds match; one new run against several, the t prediction interval;
+    one seed each, no verdict, with the model's seed spread from the recorded run)."""
     verdicts = []
     for model_id in _listed(None, METRICS_DIR, ".json"):
         old, new = (_scores(revision, model_id) for revision in (ref, None))
         if old is None and new is not None:
-            accuracy = f"– → {new['accuracy']:.4f}"
             verdicts.append(
                 {
                     "model": model_id,
-                    "accuracy": accuracy,
-                    "change": "",
-                    "test": "",
+                    "accuracy": f"– → {new['accuracy']:.4f}",
                     "verdict": f"no scores at {ref}",
                 }
             )
@@ -111,42 +120,47 @@ def model_verdicts(ref: str) -> list[dict[str, Any]]:
         if old is None or new is None or old == new:
             continue
         before, after = _correct(ref, model_id), _correct(None, model_id)
-        old_accuracy, new_accuracy = old["accuracy"], new["accuracy"]
-        change = new_accuracy - old_accuracy
+        row: dict[str, Any] = {
+            "model": model_id,
+            "accuracy": f"{old['accuracy']:.4f} → {new['accuracy']:.4f}",
+            "change": f"{100 * (new['accuracy'] - old['accuracy']):+.2f} pts",
+        }
         if not before or not after:
-            test, p = "no predictions to compare", float("nan")
-        elif len(before) == 1 and len(after) == 1:
-            test, p = (
-                "McNemar (exact)",
-                stats.mcnemar_p(next(iter(after.values())), next(iter(before.values()))),
-            )
-        elif len(before) > 1 and sorted(before) == sorted(after):
-            seeds = sorted(before)
-            test = f"paired t over seeds {seeds}"
-            p = stats.seed_test_p([after[s].mean() for s in seeds], [before[s].mean() for s in seeds])
-        elif len(before) > 1 and len(after) > 1:
-            test = "Welch t over seeds"
-            p = float(
-                ttest_ind(
-                    [a.mean() for a in after.values()], [b.mean() for b in before.values()], equal_var=False
-                ).pvalue
-            )
-        else:
-            test, p = "one seed against several: not compared", float("nan")
-        verdicts.append(
-            {
-                "model": model_id,
-                "accuracy": f"{old_accuracy:.4f} → {new_accuracy:.4f}",
-                "change": f"{100 * change:+.2f} pts",
-                "test": test,
-                "verdict": stats.verdict(change, p) if p == p else "not tested",
-            }
-        )
+            verdicts.append(row | {"verdict": "not tested: no predictions to compare"})
+            continue
+        spread = seed_spread(ref, model_id) or seed_spread(None, model_id)
+        judged = stats.judge(after, before, spread_hint=spread)
+        better = judged.p_better
+        row |= {
+            "seeds (new, old)": f"{len(after)}, {len(before)}",
+            "test": judged.test,
+            "P(new > old)": "–" if better is None else f"{better[0]:.2f} [{better[1]:.2f}, {better[2]:.2f}]",
+            "verdict": judged.verdict(),
+            "McNemar p (test set only)": "–"
+            if judged.mcnemar_p is None
+            else stats.format_p(judged.mcnemar_p),
+        }
+        verdicts.append(row)
     return verdicts
 
 
+def _check_ref(ref: str) -> None:
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, text=True
+    )
+    if found.returncode == 0:
+        return
+    shallow = _run("git", "rev-parse", "--is-shallow-repository") == "true"
+    hint = (
+        "this clone is shallow: `git fetch --unshallow` (in CI, checkout with fetch-depth: 0)"
+        if shallow
+        else f"fetch it first (`git fetch origin {ref}`, then REF=origin/{ref}) or check the spelling"
+    )
+    raise StageError(f"no commit named {ref!r} in this repository: {hint}")
+
+
 def build_report(ref: str) -> str:
-    _run("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    _check_ref(ref)
     # scores and dataset facts; training times vary run to run and would only add noise here
     metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", METRICS)
     params = _run("dvc", "params", "diff", ref, "--md")

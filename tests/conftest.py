@@ -49,6 +49,7 @@ def tiny_params(project_params: dict[str, Any], tarball: Path, epochs: int = 1) 
         images_per_batch=IMAGES_PER_BATCH,
     )
     params["prepare"]["val_size"] = VAL_SIZE
+    params["seeds"] = [42]  # one run per model; tests that need several set them
     params["train"]["steps_per_execution"] = 2
     for model in params["models"].values():
         model["epochs"] = epochs

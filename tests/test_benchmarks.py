@@ -202,3 +202,53 @@ def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_pr
     assert line["data_order"] == "pipeline"
     # the same numbers up to rounding (kernels, Adam's float32 betas)
     assert line["train_loss"] == pytest.approx(stage_loss, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_verdicts_benchmark_trains_seeds_and_splits_and_tallies_the_report_verdicts(
+    tmp_path, tiny_tarball, params_dict
+) -> None:
+    from src.download import TARGET
+    from tests.conftest import write_params
+
+    write_params(tmp_path, params_dict)
+    (tmp_path / TARGET).parent.mkdir(parents=True)
+    (tmp_path / TARGET).write_bytes(tiny_tarball.read_bytes())
+    out = tmp_path / "runs.jsonl"
+    command = [sys.executable, "-m", "benchmarks", "verdicts", "--models", "mlp_l2", "--seeds", "4"]
+    command += [
+        "--splits",
+        "2",
+        "--pool",
+        "200",
+        "--epochs",
+        "2",
+        "--draws",
+        "40",
+        "--project",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["seed"], r["split_seed"]) for r in runs] == [
+        (1, 42),
+        (2, 42),
+        (3, 42),
+        (4, 42),
+        (42, 1),
+        (42, 2),
+    ]
+    assert all(r["train_images"] == 180 and set(r["accuracy"]) == {"1", "2"} for r in runs)
+    result = json.loads(result.stdout.strip().splitlines()[-1])["mlp_l2"]
+    assert result["seeds"] == 4 and result["split_runs"] == 2 and result["epochs"] == "1 -> 2"
+    procedures = {row["procedure"]: row for row in result["procedures"]}
+    assert "2 against 2 seeds, paired t (same seeds)" in procedures
+    assert all(0 <= row["false_alarms"] <= 1 and 0 <= row["catches"] <= 1 for row in procedures.values())
+    # analysing the saved runs again trains nothing and gives the same figures
+    again = subprocess.run(
+        [*command, "--from", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert json.loads(again.stdout.strip().splitlines()[-1])["mlp_l2"] == result

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from src.cli import StageError
-from src.compare import REFERENCE, compare
+from src.compare import compare
 from src.params import load_params
 from src.paths import live_dir, predictions_path
+from src.tables import REFERENCE
 from tests.conftest import write_params
 
 PARAM_COUNTS = {
@@ -124,13 +125,13 @@ def test_statistics_give_intervals_and_pairwise_verdicts(reported: Path) -> None
     pairs = summary["pairs"]
     assert len(pairs) == 10 and (pairs[0]["a"], pairs[0]["b"]) == ("mlp_bn", "mlp_l2")
     worst_best = next(p for p in pairs if (p["a"], p["b"]) == ("mlp_bn", "resnet"))
-    # 30 vs 70 right of the same 100 images, every image mlp_bn gets right resnet gets right too
-    assert worst_best["difference"] == pytest.approx(-0.4) and worst_best["test"] == "McNemar (exact)"
-    assert worst_best["p_holm"] < 0.001 and worst_best["significant"]
+    # 30 vs 70 right of the same 100 images: McNemar is sure, but one seed each gives no verdict
+    assert worst_best["difference"] == pytest.approx(-0.4) and worst_best["test"] == "one seed each"
+    assert worst_best["mcnemar_p"] < 0.001 and worst_best["p_holm"] is None and not worst_best["significant"]
     markdown = Path("reports/comparison.md").read_text()
-    assert "## Model against model" in markdown and "ResNet better, p < 0.001" in markdown
+    assert "## Model against model" in markdown and "McNemar p (test set only)" in markdown
     [row] = [line for line in markdown.splitlines() if "MLP with BatchNorm − MLP with L2 " in line]
-    assert "-10.00 pts" in row and "MLP with L2 better, p = 0.008" in row
+    assert "-10.00 pts" in row and "no verdict: one seed per side cannot tell" in row and "0.002" in row
 
 
 def test_predictions_that_disagree_with_the_metrics_are_refused(reported: Path) -> None:
@@ -195,3 +196,10 @@ def test_several_seeds_give_means_and_spreads(reported: Path, params_dict: dict)
     curves = pd.read_csv("reports/curves.csv")
     assert sorted(curves["seed"].unique().tolist()) == [7, 42] and len(curves) == 5 * 2 * 3
     assert set(json.loads(Path("reports/timings.json").read_text())) >= {"mlp_bn-42", "mlp_bn-7"}
+    # model against model: the seed-level test, its P(first > second) and what it could detect
+    pairs = json.loads(Path("reports/statistics.json").read_text())["pairs"]
+    assert all(pair["test"] == "paired t over 2 seeds" for pair in pairs)
+    bn_l2 = pairs[0]
+    # 0.3, 0.4 against 0.4, 0.5: one tie (counts half) among four pairs; the same gap at both seeds
+    assert bn_l2["p_a_better"][0] == 0.125 and bn_l2["detectable"] is None
+    assert "P(first > second)" in Path("reports/comparison.md").read_text()

@@ -110,9 +110,13 @@ def test_plots_color_the_curves_by_model(repo: Path) -> None:
     specs = json.loads(_run(repo, "dvc", "plots", "show", "--json", "--split"))["data"]
     curves = specs["Validation accuracy"][0]
     assert curves["type"] == "vega"
-    encoding = curves["content"]["encoding"]
-    assert encoding["color"]["field"] == "model" and encoding["x"]["field"] == "epoch"
-    assert encoding["strokeDash"]["field"] == "rev" and encoding["detail"]["field"] == "seed"
+    content = curves["content"]
+    assert content["encoding"]["color"]["field"] == "model" and content["encoding"]["x"]["field"] == "epoch"
+    band, line = content["layer"]  # per model and revision: the band over seeds, then the mean
+    assert band["mark"]["type"] == "errorband" and band["mark"]["extent"] == "stdev"
+    assert band["encoding"]["y"]["field"] == "val_accuracy" and band["encoding"]["detail"]["field"] == "rev"
+    assert line["encoding"]["y"] == {**line["encoding"]["y"], "aggregate": "mean", "field": "val_accuracy"}
+    assert line["encoding"]["strokeDash"]["field"] == "rev"
     rows = curves["anchor_definitions"]["<DVC_METRIC_DATA>"]
     assert {row["model"] for row in rows} == {"MLP with BatchNorm", "MLP with L2", "Simple CNN",
                                               "CNN with DA and Dropout", "ResNet"}  # fmt: skip
@@ -164,8 +168,8 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
     report = (repo / "reports" / "pr_report.md").read_text()
     assert report.strip() in output
     verdicts = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
-    assert len(verdicts) == 1 and "McNemar (exact)" in verdicts[0]  # one verdict, for the changed model
-    assert any(word in verdicts[0] for word in ("within noise (p = ", "better, p", "worse, p"))
+    assert len(verdicts) == 1 and "one seed each" in verdicts[0]  # one row, for the changed model
+    assert "no verdict: one seed per side cannot tell" in verdicts[0]  # McNemar alone decides nothing
     rows = [line for line in report.splitlines() if line.startswith("| reports")]
     assert rows and all(
         row.startswith("| reports/metrics/simple_cnn.json") for row in rows
@@ -193,6 +197,32 @@ def test_adding_a_seed_runs_only_the_new_stages(repo: Path, project_params: dict
     for stale in [*(repo / "reports/train").glob("*-7"), *(repo / "models").glob("*-7.keras")]:
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     assert _stages_run(_run(repo, "dvc", "repro")) == ["compare"]
+
+
+def test_report_with_two_seeds_a_side_gives_a_seed_level_verdict(
+    repo: Path, tmp_path: Path, project_params: dict, tiny_tarball: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy, symlinks=True)
+    params = tiny_params(project_params, tiny_tarball)
+    params["seeds"] = [42, 7]
+    params["models"] = {m: params["models"][m] for m in ("mlp_l2", "simple_cnn")}
+    write_params(copy, params)
+    _run(copy, "dvc", "repro")
+    _run(copy, "git", "add", "-A")
+    _run(copy, "git", "commit", "-qm", "two seeds")
+    params["models"]["simple_cnn"]["dense_units"] = 32
+    write_params(copy, params)
+    assert _stages_run(_run(copy, "dvc", "repro")) == ["train@simple_cnn-42", "train@simple_cnn-7", "compare"]
+    _run(copy, sys.executable, "-m", "src.report", "--ref", "HEAD")
+    report = (copy / "reports" / "pr_report.md").read_text()
+    [row] = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
+    assert "paired t over 2 seeds" in row and "| 2, 2 " in row
+    assert re.search(
+        r"within noise \(p = [0-9.]+; 2 seeds detect changes above ±[0-9.]+ pts\)|better, p|worse, p", row
+    )
+    statistics = json.loads((copy / "reports/statistics.json").read_text())
+    assert statistics["pairs"][0]["test"] == "paired t over 2 seeds"
 
 
 def _committed_clone(repo: Path, clone: Path, models: list[str]) -> Path:

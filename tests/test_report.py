@@ -41,8 +41,13 @@ def test_one_verdict_per_changed_model(reviewed: Path) -> None:
     _write(reviewed, "added", 0.50)
     verdicts = {row["model"]: row for row in model_verdicts("HEAD")}
     assert set(verdicts) == {"jumpy", "nudged", "added"}  # "steady" did not change
-    assert verdicts["jumpy"]["verdict"] == "better, p < 0.001" and verdicts["jumpy"]["change"] == "+10.00 pts"
-    assert verdicts["nudged"]["verdict"].startswith("within noise (p = ")
+    # one seed a side: McNemar sees the test set's noise only, and gives no verdict
+    assert (
+        verdicts["jumpy"]["change"] == "+10.00 pts"
+        and verdicts["jumpy"]["McNemar p (test set only)"] == "< 0.001"
+    )
+    assert verdicts["jumpy"]["verdict"].startswith("no verdict: one seed per side cannot tell")
+    assert verdicts["nudged"]["verdict"].startswith("no verdict")
     assert verdicts["added"]["verdict"] == "no scores at HEAD"
 
 
@@ -58,4 +63,41 @@ def test_several_seeds_on_both_sides_use_the_seed_level_test(reviewed: Path) -> 
         )
         _write(reviewed, model, after, seeds=(1, 2, 3))
     [row] = model_verdicts("HEAD")
-    assert row["test"] == "paired t over seeds [1, 2, 3]" and row["verdict"].startswith("better")
+    assert row["test"] == "paired t over 3 seeds" and row["verdict"].startswith("better")
+    assert row["P(new > old)"].startswith("1.00")
+
+
+def _commit(message: str) -> None:
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", message], check=True
+    )
+
+
+def test_one_new_run_is_judged_against_the_recorded_seeds(reviewed: Path) -> None:
+    for path in (reviewed / "reports/predictions").glob("jumpy-*.csv"):
+        path.unlink()
+    spread = {seed: accuracy for seed, accuracy in ((1, 0.58), (2, 0.60), (3, 0.62))}
+    for seed, accuracy in spread.items():
+        (reviewed / f"reports/predictions/jumpy-{seed}.csv").write_text(_predictions(accuracy, images=1000))
+    _commit("three seeds")
+    for path in (reviewed / "reports/predictions").glob("jumpy-*.csv"):
+        path.unlink()
+    _write(reviewed, "jumpy", 0.63, seeds=(1,))  # one quick run: inside the seed spread
+    [row] = model_verdicts("HEAD")
+    assert row["test"] == "one run against 3 seeds (t prediction interval)"
+    assert (
+        row["verdict"].startswith("within noise (p = ")
+        and "one run against 3 seeds detects" in row["verdict"]
+    )
+    _write(reviewed, "jumpy", 0.80, seeds=(1,))  # far outside it
+    [row] = model_verdicts("HEAD")
+    assert row["verdict"].startswith("better, p ")
+
+
+def test_an_unknown_ref_is_named_with_the_fix(reviewed: Path) -> None:
+    from src.cli import StageError
+    from src.report import build_report
+
+    with pytest.raises(StageError, match=r"no commit named 'nosuchref' in this repository: fetch it first"):
+        build_report("nosuchref")
