@@ -1,8 +1,12 @@
 # Two commands for a fresh machine: `make repro` runs the study, `make test` runs the tests.
-PYTHON ?= python3
+# PYTHON=/path/to/python3.12 picks the interpreter (default: the first of python3.13, python3.12,
+# python3.11, python3 that TensorFlow 2.21 supports); EXTRAS=s3 adds DVC's S3 remote plugin.
+PYTHON ?=
+EXTRAS ?=
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-STAMP := $(VENV)/.installed
+empty :=
+STAMP := $(VENV)/.installed$(if $(strip $(EXTRAS)),-$(subst $(empty) $(empty),-,$(strip $(EXTRAS))))
 # stages call `python -m src...`: run them with the project's environment first on PATH
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -13,19 +17,14 @@ JOBS ?= 1
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
-$(STAMP): pyproject.toml requirements.lock
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	@# the dependencies of pyproject.toml (the stages run from the repository; nothing to package)
-	$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
-	$(BIN)/python -m pip install --quiet -c requirements.lock -r $(VENV)/requirements.txt
+$(STAMP): pyproject.toml requirements.lock scripts/setup-venv
+	@PYTHON="$(PYTHON)" EXTRAS="$(EXTRAS)" VENV="$(VENV)" bash scripts/setup-venv
 	touch $(STAMP)
 
 setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, NVIDIA GPU)
 	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu
 	$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
+	@echo "GPU build installed. Training stays on the CPU until params.yaml says train.device: gpu (docs/gpus.md)."
 
 repro: setup  ## run the whole study (only the stages whose inputs changed); REPRO_FLAGS=--pull restores from the remote
 	dvc repro $(REPRO_FLAGS)

@@ -182,6 +182,46 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
     assert "learning_curves/resnet.png" not in report
 
 
+def _run_cache_key(repo: Path, stage_name: str) -> str:
+    """The key under which DVC's run-cache files this stage's run (.dvc/cache/runs/<key[:2]>/<key>)."""
+    from dvc.repo import Repo
+    from dvc.stage.cache import _get_stage_hash
+
+    with Repo(str(repo)) as dvc_repo:
+        [stage] = dvc_repo.stage.collect(stage_name)
+        for dep in stage.deps:
+            dep.save()
+        return _get_stage_hash(stage)
+
+
+def test_gpu_and_cpu_runs_never_share_a_run_cache_entry(
+    repo: Path, project_params: dict, tiny_tarball: Path
+) -> None:
+    _run(repo, "dvc", "repro", "train@mlp_l2-42")
+    cpu_key = _run_cache_key(repo, "train@mlp_l2-42")
+    assert (repo / ".dvc/cache/runs" / cpu_key[:2] / cpu_key).is_dir()  # the CPU run is filed
+    params = tiny_params(project_params, tiny_tarball)
+    params["train"]["device"] = "gpu"
+    write_params(repo, params)
+    try:
+        gpu_key = _run_cache_key(repo, "train@mlp_l2-42")
+        assert gpu_key != cpu_key  # two values, two entries
+        # nothing is restored under the GPU run's name: the stage runs, and stops without a GPU
+        result = subprocess.run(
+            ["dvc", "repro", "train@mlp_l2-42"], cwd=repo, env=_env(), capture_output=True, text=True
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "Running stage 'train@mlp_l2-42'" in output
+        assert "is cached" not in output
+        assert "error: train.device is gpu but TensorFlow sees no GPU" in output
+        assert not (repo / ".dvc/cache/runs" / gpu_key[:2] / gpu_key).exists()
+    finally:
+        _run(repo, "git", "checkout", "--", "params.yaml")
+    # back on the CPU, the CPU run is restored from the run-cache, not retrained
+    output = _run(repo, "dvc", "repro", "train@mlp_l2-42")
+    assert _stages_run(output) == [] and "Running stage" not in output
+
+
 def test_adding_a_seed_runs_only_the_new_stages(repo: Path, project_params: dict, tiny_tarball: Path) -> None:
     params = tiny_params(project_params, tiny_tarball)
     params["seeds"] = [42, 7]
