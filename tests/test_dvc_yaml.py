@@ -140,13 +140,15 @@ def test_only_the_scores_are_metrics_and_the_reports_are_tracked_in_git() -> Non
     assert _outputs(prepare, "outs")["reports/data.json"] == {"cache": False}
 
 
-def test_curves_are_plotted_one_line_per_model() -> None:
+def test_curves_are_plotted_as_a_mean_and_band_per_model() -> None:
     curves = [next(iter(entry.values())) for entry in DVC["plots"] if isinstance(entry, dict)]
     by_model = [spec for spec in curves if spec.get("template") == "by_model"]
     assert {next(iter(spec["y"].values())) for spec in by_model} == {
         f"{split}_{metric}" for split in ("train", "val") for metric in ("accuracy", "loss")
     }
     assert all(spec["x"] == "epoch" and list(spec["y"]) == ["reports/curves.csv"] for spec in by_model)
-    encoding = json.loads((ROOT / ".dvc" / "plots" / "by_model.json").read_text())["encoding"]
-    assert encoding["color"]["field"] == "model" and encoding["strokeDash"]["field"] == "rev"
-    assert encoding["detail"]["field"] == "seed"  # one line per seed, in the model's colour
+    template = json.loads((ROOT / ".dvc" / "plots" / "by_model.json").read_text())
+    assert template["encoding"]["color"]["field"] == "model"  # both layers in the model's colour
+    band, line = template["layer"]  # the spread over seeds, then the mean; revisions by dashes
+    assert band["mark"]["type"] == "errorband" and band["mark"]["extent"] == "stdev"
+    assert line["encoding"]["y"]["aggregate"] == "mean" and line["encoding"]["strokeDash"]["field"] == "rev"

@@ -184,14 +184,16 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
 
 def _run_cache_key(repo: Path, stage_name: str) -> str:
     """The key under which DVC's run-cache files this stage's run (.dvc/cache/runs/<key[:2]>/<key>)."""
-    from dvc.repo import Repo
-    from dvc.stage.cache import _get_stage_hash
-
-    with Repo(str(repo)) as dvc_repo:
-        [stage] = dvc_repo.stage.collect(stage_name)
-        for dep in stage.deps:
-            dep.save()
-        return _get_stage_hash(stage)
+    script = (
+        "import sys\n"
+        "from dvc.repo import Repo\n"
+        "from dvc.stage.cache import _get_stage_hash\n"
+        "[stage] = Repo().stage.collect(sys.argv[1])\n"
+        "for dep in stage.deps:\n"
+        "    dep.save()\n"
+        "print(_get_stage_hash(stage))\n"
+    )
+    return _run(repo, sys.executable, "-c", script, stage_name).strip().splitlines()[-1]
 
 
 def test_gpu_and_cpu_runs_never_share_a_run_cache_entry(
@@ -277,8 +279,32 @@ def _committed_clone(repo: Path, clone: Path, models: list[str]) -> Path:
     return clone
 
 
-def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_path: Path) -> None:
-    """What .github/workflows/study.yml does, without GitHub: clones of one commit share one
+@pytest.fixture()
+def s3(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A real S3 API on 127.0.0.1 (moto's server, credentials enforced) and its throwaway key in
+    the environment, as a team's CI secrets would be."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("dvc_s3")
+    from tests import s3_server
+
+    server = s3_server.start()
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.REGION)
+    yield server
+    server.stop()
+
+
+def _use_s3(clone: Path, endpoint: str, url: str = "s3://team/cifar10") -> None:
+    """The team remote as docs/scaling-out.md sets it up, here with a local endpoint."""
+    _run(clone, "dvc", "remote", "add", "--local", "-d", "team", url)
+    _run(clone, "dvc", "remote", "modify", "--local", "team", "endpointurl", endpoint)
+
+
+def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_path: Path, s3) -> None:  # type: ignore[no-untyped-def]
+    """What .github/workflows/study.yml does, without GitHub: clones of one commit share one S3
     remote; two each train their share of the stages, push them with the run-cache and hand on
     their dvc.lock entries; the third merges the entries, `dvc repro --pull` trains nothing, and
     it reports the bytes of the clone that ran everything itself (`repo`)."""
@@ -288,12 +314,14 @@ def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_
     shares = {"a": "mlp_l2", "b": "simple_cnn"}
     clones = {name: _committed_clone(repo, tmp_path / name, list(shares.values())) for name in "abc"}
     for clone in clones.values():
-        _run(clone, "dvc", "remote", "add", "--local", "-d", "shared", str(tmp_path / "remote"))
+        _use_s3(clone, s3.endpoint)
     for name, model_id in shares.items():
         # the committed entry matches but names outputs no one pushed: the stage trains
-        output = _run(clones[name], "dvc", "repro", "--pull", f"train@{model_id}-42")
+        output = _run(
+            clones[name], sys.executable, "-m", "src.remote", "repro", "--pull", f"train@{model_id}-42"
+        )
         assert f"train@{model_id}-42" in _stages_run(output)
-        _run(clones[name], "dvc", "push", "--run-cache")
+        _run(clones[name], sys.executable, "-m", "src.remote", "push", "--run-cache")
         _run(clones[name], sys.executable, "-m", "src.study", "--export-lock", str(tmp_path / f"{name}.yaml"),
              f"train@{model_id}-42")  # fmt: skip
     assert "Running stage 'download'" not in output  # b restored the data a had pushed
@@ -308,12 +336,76 @@ def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_
         str(tmp_path / "a.yaml"),
         str(tmp_path / "b.yaml"),
     )
-    output = _run(c, "dvc", "repro", "--pull")
+    output = _run(c, sys.executable, "-m", "src.remote", "repro", "--pull")
     assert _stages_run(output) == ["compare"]  # prepare is restored, compare is cheap
     for model_id in shares.values():  # pulled as their handed-on dvc.lock entries name them
         assert f"Pulling data for stage: 'train@{model_id}-42'" in output
         metrics = f"reports/metrics/{model_id}.json"
         assert (c / metrics).read_bytes() == (repo / metrics).read_bytes(), model_id
+
+
+def _remote_fails(clone: Path, *args: str, **env: str) -> str:
+    """Run `python -m src.remote <args>`, expect it to fail, and return its one error line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "src.remote", *args],
+        cwd=clone,
+        env={**_env(), **env},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == result.stderr.strip().splitlines()[-1:], result.stderr  # one line, the last
+    print(errors[0])  # shown with pytest -s: the lines docs/scaling-out.md quotes
+    return errors[0]
+
+
+def test_remote_faults_give_one_line_and_a_retry_trains_nothing(repo: Path, tmp_path: Path, s3) -> None:  # type: ignore[no-untyped-def]
+    from tests.s3_server import DyingProxy
+
+    _run(repo, "dvc", "repro")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-qm", "the study", "--allow-empty")
+    a = _committed_clone(repo, tmp_path / "a", ["mlp_l2"])
+    proxy = DyingProxy(s3.endpoint)
+    _use_s3(a, proxy.endpoint)
+    assert "train@mlp_l2-42" in _stages_run(_run(a, "dvc", "repro", "train@mlp_l2-42"))
+    where = f"error: remote 'team' (s3://team/cifar10, endpoint {proxy.endpoint})"
+
+    line = _remote_fails(a, "push", "--run-cache", AWS_SECRET_ACCESS_KEY="not-the-key")
+    assert line.startswith(f"{where} refused the credentials (") and "set AWS_ACCESS_KEY_ID and" in line
+
+    _run(a, "dvc", "remote", "modify", "--local", "team", "url", "s3://nosuchbucket/cifar10")
+    line = _remote_fails(a, "push", "--run-cache")
+    assert line.startswith("error: remote 'team' (s3://nosuchbucket/cifar10, endpoint ")
+    assert "has no bucket 'nosuchbucket' (NoSuchBucket): create it (`aws s3 mb s3://nosuchbucket`" in line
+    _run(a, "dvc", "remote", "modify", "--local", "team", "url", "s3://team/cifar10")
+
+    proxy.uploads = proxy.puts + 3  # the server goes away after three more uploads
+    line = _remote_fails(a, "push", "--run-cache")
+    assert line.startswith(f"{where} could not be reached or dropped the connection (")
+    assert "run the same command again: what was pushed is kept and skipped" in line
+    assert proxy.dead and proxy.puts == proxy.uploads
+
+    back = DyingProxy(s3.endpoint, port=proxy.port)  # the server is back, at the same address
+    try:
+        output = _run(a, sys.executable, "-m", "src.remote", "repro", "--pull", "train@mlp_l2-42")
+        assert "Running stage" not in output  # nothing trains again
+        output = _run(a, sys.executable, "-m", "src.remote", "push", "--run-cache")
+        assert re.search(r"\d+ files? pushed", output) and back.puts > 0  # the rest, not what was there
+        # a fresh clone with a's dvc.lock entry restores the stage from S3 instead of training it
+        b = _committed_clone(repo, tmp_path / "b", ["mlp_l2"])
+        _use_s3(b, back.endpoint)
+        _run(
+            a, sys.executable, "-m", "src.study", "--export-lock", str(tmp_path / "a.yaml"), "train@mlp_l2-42"
+        )
+        _run(b, sys.executable, "-m", "src.study", "--merge-lock", str(tmp_path / "a.yaml"))
+        output = _run(b, sys.executable, "-m", "src.remote", "repro", "--pull", "train@mlp_l2-42")
+        assert "Running stage 'train@mlp_l2-42'" not in output
+        metrics = "reports/train/mlp_l2-42/metrics.json"
+        assert (b / metrics).read_bytes() == (a / metrics).read_bytes()
+    finally:
+        back.stop()
 
 
 def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Path, tmp_path: Path) -> None:

@@ -49,17 +49,24 @@ def test_study_fans_the_training_stages_out_and_compares_without_training() -> N
     plan, train, report = (workflow["jobs"][name] for name in ("plan", "train", "report"))
     # one job per train@<id>-<seed> stage that dvc.yaml expands, listed by DVC itself
     assert "dvc stage list --name-only | grep '^train@'" in _steps(plan)
-    assert "dvc push --run-cache" in _steps(plan)  # the data, once
+    assert "src.remote push --run-cache" in _steps(plan)  # the data, once
     assert train["needs"] == "plan" and train["strategy"]["fail-fast"] is False
     assert train["strategy"]["matrix"]["stage"] == "${{ fromJSON(needs.plan.outputs.stages) }}"
-    assert 'dvc repro --pull "$STAGE"' in _steps(train)
-    assert 'dvc push --run-cache "$STAGE"' in _steps(train)
+    assert 'src.remote repro --pull "$STAGE"' in _steps(train)
+    assert 'src.remote push --run-cache "$STAGE"' in _steps(train)
+    # every job installs the S3 plugin the remote needs, and can point it at a non-AWS endpoint
+    for job in (plan, train, report):
+        assert "make setup EXTRAS=s3" in _steps(job) and "endpointurl" in _steps(job)
+    assert "dvc-s3==" in (ROOT / "pyproject.toml").read_text()
+    assert any(line.startswith("dvc-s3==") for line in (ROOT / "requirements.lock").read_text().splitlines())
     assert "src.study --export-lock" in _steps(train) and "src.study --merge-lock" in _steps(report)
     # the last job restores instead of training (`dvc pull --run-cache` + `dvc repro` retrains),
     # fails if anything would train, and posts the comparison
     runs = _steps(report)
-    assert report["needs"] == "train" and "make repro REPRO_FLAGS=--pull" in runs
+    assert report["needs"] == "train" and "src.remote repro --pull 2>&1 | tee repro.log" in runs
     assert "Running stage 'train@" in runs and "pipefail" in runs
     assert "make report" in runs and "cml comment create" in runs and "reports/pr_report.md" in runs
-    assert "pull --run-cache" not in text and "--show-md" not in text  # the latter: removed in DVC 3.0
+    assert (
+        "pull --run-cache" not in text.replace("push --run-cache", "") and "--show-md" not in text
+    )  # the latter: removed in DVC 3.0
     assert "fetch-depth: 0" in text
