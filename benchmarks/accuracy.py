@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, fit_study_style, run_worker, study_style_model
+from benchmarks.common import ROOT, choose_kernels, fit_study_style, run_worker, study_style_model
 
 WAYS = ("study", "study-onednn", "pipeline")  # how a worker trains
 
@@ -62,15 +62,7 @@ def worker(
 
     params = load_params()
     config = params.models[model_id]
-    if way == "pipeline":
-        from src.speed import configure_tensorflow
-
-        # before TensorFlow is imported, as the train stage does
-        configure_tensorflow(params.train.onednn, params.train.cpu_isa)
-    elif way == "study-onednn":
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    else:
-        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
+    choose_kernels(way, params.train)
     import numpy as np
 
     from src.data import load_split

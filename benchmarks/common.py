@@ -27,6 +27,25 @@ def run_worker(module: str, *args: str, cwd: Path = ROOT, show_progress: bool = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def choose_kernels(way: str, train_cfg=None) -> None:  # type: ignore[no-untyped-def]
+    """Choose TensorFlow's kernels in a fresh worker, before TensorFlow is imported.
+
+    "pipeline": the train stage's own choice (train.onednn, train.cpu_isa, train.device);
+    "study": TensorFlow's own default, as the original study ran; "study-onednn": its oneDNN
+    kernels.
+    """
+    if way == "pipeline":
+        from src.speed import configure_tensorflow
+        from src.training import select_device
+
+        configure_tensorflow(train_cfg.onednn, train_cfg.cpu_isa)
+        select_device(train_cfg.device)
+    elif way == "study-onednn":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    else:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+
+
 def epoch_timer(keras):  # type: ignore[no-untyped-def]
     """A Keras callback that records each epoch's wall time in `.times`."""
 

@@ -36,7 +36,14 @@ import os
 import statistics
 from pathlib import Path
 
-from benchmarks.common import ROOT, epoch_timer, fit_study_style, run_worker, study_style_model
+from benchmarks.common import (
+    ROOT,
+    choose_kernels,
+    epoch_timer,
+    fit_study_style,
+    run_worker,
+    study_style_model,
+)
 
 
 def forward_flops(model) -> int:  # type: ignore[no-untyped-def]
@@ -115,13 +122,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     lever = LEVERS.get(variant, {})
     config = params.models[model_id].model_copy(update={k: v for k, v in lever.items() if k == "cpu_shards"})
     train_cfg = params.train.model_copy(update={k: v for k, v in lever.items() if k != "cpu_shards"})
-    if variant == "baseline":
-        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's own default, as the study ran
-    else:
-        from src.speed import configure_tensorflow
-
-        # before TensorFlow is imported, as the train stage does
-        configure_tensorflow(train_cfg.onednn, train_cfg.cpu_isa)
+    choose_kernels("study" if variant == "baseline" else "pipeline", train_cfg)
 
     import keras
 

@@ -46,12 +46,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import ROOT, run_worker
+from benchmarks.common import ROOT, choose_kernels, run_worker
 
 SPLIT_SEED = 42  # the pipeline's `seed`: the split of the seed runs
 TRAIN_SEED = 42  # the training seed of the split runs
 POOL_SEED = 0  # which images form the pool (fixed)
 REFERENCE_SEEDS = 3  # "one run against N seeds": N, the recorded run's seeds
+POWER_DRAWS = 200  # A/A draws whose detectable difference is computed (median reported)
 
 
 def _pack(correct: np.ndarray) -> str:
@@ -80,12 +81,9 @@ def pool_splits(
 def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) -> dict[str, Any]:
     """Train one run in this fresh process, as the train stage does; test after the last two epochs."""
     from src.params import load_params
-    from src.speed import configure_tensorflow
-    from src.training import select_device
 
     params = load_params()
-    configure_tensorflow(params.train.onednn, params.train.cpu_isa)  # before TensorFlow loads
-    select_device(params.train.device)
+    choose_kernels("pipeline", params.train)  # before TensorFlow loads, as the train stage does
     import keras
 
     from src.download import TARGET
@@ -149,7 +147,7 @@ def rates(
 ) -> list[dict[str, Any]]:
     """Per procedure: how often a verdict is called in A/A draws (false alarms) and how often
     "better" in A/B draws (catches). `before[i]`/`after[i]`: run i before and after the change."""
-    from src.stats import judge
+    from src.stats import detectable_difference, judge
 
     seeds = len(before)
     rows = []
@@ -157,11 +155,13 @@ def rates(
     def tally(name: str, a_a, a_b, detectable: bool = False) -> None:  # type: ignore[no-untyped-def]
         alarms = catches = 0
         sizes = []
-        for _ in range(draws):
+        for draw in range(draws):
             called, judgement = a_a()
             alarms += called
-            if detectable and judgement.detectable is not None:
-                sizes.append(judgement.detectable)
+            if detectable and draw < POWER_DRAWS:  # statsmodels' power solution is slow: a sample
+                size = detectable_difference(*judgement.seeds, judgement.spread or 0.0, "paired" in name)
+                if size is not None:
+                    sizes.append(size)
             caught, _ = a_b()
             catches += caught
         rows.append(
@@ -178,12 +178,12 @@ def rates(
 
     def one_each_aa():  # type: ignore[no-untyped-def]
         i, j = pick(2)
-        judgement = judge({0: before[i]}, {1: before[j]}, details=False)
+        judgement = judge({0: before[i]}, {1: before[j]}, details=False, power=False)
         return _mcnemar_called(judgement, judgement.difference), judgement
 
     def one_each_ab():  # type: ignore[no-untyped-def]
         (i,) = pick(1)
-        judgement = judge({0: after[i]}, {0: before[i]}, details=False)
+        judgement = judge({0: after[i]}, {0: before[i]}, details=False, power=False)
         return _mcnemar_called(judgement, judgement.difference) and judgement.difference > 0, judgement
 
     tally("one run each, McNemar (test set only)", one_each_aa, one_each_ab)
@@ -195,6 +195,7 @@ def rates(
                 {int(chosen[0]): source[chosen[0]]},
                 {int(s): before[s] for s in chosen[1:]},
                 details=False,
+                power=False,
             )
             return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
@@ -217,6 +218,7 @@ def rates(
                     {int(s): source[s] for s in chosen[:n]},
                     {int(s): before[s] for s in chosen[n:]},
                     details=False,
+                    power=False,
                 )
                 return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
@@ -230,13 +232,17 @@ def rates(
                 {k: before[s] for k, s in enumerate(chosen[:n])},
                 {k: before[s] for k, s in enumerate(chosen[n:])},
                 details=False,
+                power=False,
             )
             return _called(judgement), judgement
 
         def paired_ab(n: int = n):  # type: ignore[no-untyped-def]
             chosen = pick(n)  # the same seeds before and after, as in a pull request
             judgement = judge(
-                {int(s): after[s] for s in chosen}, {int(s): before[s] for s in chosen}, details=False
+                {int(s): after[s] for s in chosen},
+                {int(s): before[s] for s in chosen},
+                details=False,
+                power=False,
             )
             return _called(judgement) and judgement.difference > 0, judgement
 

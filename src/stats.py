@@ -259,6 +259,7 @@ def judge(
     spread_hint: float | None = None,
     offset: int = 0,
     details: bool = True,
+    power: bool = True,
 ) -> Judgement:
     """Judge `after` against `before`, each {seed: which test images that run got right}.
 
@@ -271,7 +272,8 @@ def judge(
     - one run on each side: no seed-level test. McNemar's p is kept, labelled as the test set's
       noise; `spread_hint` (the model's seed spread from a recorded run) is quoted instead.
 
-    `details=False` skips the bootstrap interval and P(after > before) (the verdict uses neither).
+    `details=False` skips the bootstrap interval and P(after > before), `power=False` the
+    detectable difference (the verdict's words only; its call uses none of them).
     """
     from scipy.stats import ttest_ind, ttest_rel
 
@@ -305,7 +307,7 @@ def judge(
             p,
             difference - half,
             difference + half,
-            detectable=detectable_difference(1, len(many), sd, paired=False),
+            detectable=detectable_difference(1, len(many), sd, paired=False) if power else None,
             spread=sd,
             mcnemar_p=mcnemar,
         )
@@ -342,7 +344,7 @@ def judge(
         low,
         high,
         p_better=prob_outperform(acc_a, acc_b, offset=offset) if details else None,
-        detectable=detectable_difference(n_a, n_b, spread, paired=paired),
+        detectable=detectable_difference(n_a, n_b, spread, paired=paired) if power else None,
         spread=spread,
     )
 
