@@ -366,8 +366,7 @@ def main(argv: list[str] | None = None) -> None:
                 "verdicts",
                 *("--worker", model_id, "--seed", str(seed), "--split-seed", str(split_seed)),
                 *("--pool", str(args.pool), "--epochs", str(args.epochs), "--project", str(args.project)),
-                cwd=args.project,
-            )
+            )  # from this repository (its code), working in the project (params, data)
             with out.open("a") as lines:
                 lines.write(json.dumps(record) + "\n")
             records.append(record)
