@@ -41,6 +41,10 @@ def start() -> S3Server:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     _authentication(endpoint, after="inf")  # off while the user is made (moto's switch is process-wide)
+    # and no users or buckets of an earlier server in this process (moto's state is process-wide too)
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")
+    ).close()
     bootstrap = {
         "aws_access_key_id": "bootstrap",
         "aws_secret_access_key": "bootstrap",
