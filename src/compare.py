@@ -151,15 +151,14 @@ def prediction_labels(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def checked_answers(
     params: Params, runs: pd.DataFrame, predictions: dict[str, str]
-) -> tuple[dict[str, dict[int, np.ndarray]], dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]]:
-    """Per model and seed, which test images the run got right, and its (true, predicted)
-    labels; stops where a run was tested on other images than the others, or where its
-    predictions disagree with its metrics.json (files of two different runs)."""
-    correct: dict[str, dict[int, np.ndarray]] = {}
+) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Per model and seed, the run's (true, predicted) test labels; stops where a run was tested
+    on other images than the others, or where its predictions disagree with its metrics.json
+    (files of two different runs)."""
     labels: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     truth: np.ndarray | None = None
     for model_id in params.models:
-        correct[model_id], labels[model_id] = {}, {}
+        labels[model_id] = {}
         for seed in params.seeds:
             name = run_name(model_id, seed)
             y_true, y_pred = prediction_labels(predictions[name], f"{predictions_path(model_id, seed)}")
@@ -174,8 +173,8 @@ def checked_answers(
                     f"{name}: its predictions give accuracy {right.mean():.6f} but its metrics.json "
                     f"says {logged}: the two files are from different runs; rerun `dvc repro train@{name}`"
                 )
-            correct[model_id][seed], labels[model_id][seed] = right, (y_true, y_pred)
-    return correct, labels
+            labels[model_id][seed] = (y_true, y_pred)
+    return labels
 
 
 def compare(params: Params) -> pd.DataFrame:
@@ -191,9 +190,9 @@ def compare(params: Params) -> pd.DataFrame:
         for row in table.to_dict("records")
     }
     predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
-    correct, labels = checked_answers(params, runs, predictions)  # every run, before anything is written
+    labels = checked_answers(params, runs, predictions)  # every run, before anything is written
     scores_by_seed = {m: runs[runs["id"] == m].set_index("seed")[list(SCORES)] for m in params.models}
-    summary = stats.summary(correct, labels, scores_by_seed, len(CLASSES))
+    summary = stats.summary(labels, scores_by_seed, len(CLASSES))
     table = tables.with_intervals(table, summary)
     _write_each(METRICS_DIR, ".json", scores)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)

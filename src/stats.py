@@ -407,15 +407,14 @@ def compare_pairs(
 
 
 def summary(
-    correct: dict[str, dict[int, np.ndarray]],
     labels: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]],
     scores: dict[str, Any],
     classes: int,
 ) -> dict[str, Any]:
     """What `reports/statistics.json` holds: each model's 95% intervals and every pair of models.
 
-    `correct` and `labels`: per model and seed, which test images the run got right and its
-    (true, predicted) labels; `scores`: per model, a table of its four scores indexed by seed.
+    `labels`: per model and seed, the run's (true, predicted) test labels; `scores`: per model,
+    a table of its four scores indexed by seed.
     One seed: Wilson (accuracy) and bootstrap (macro scores) intervals over the test images;
     several: t intervals of the mean over seeds. Pairs: `compare_pairs`, in the given order.
     """
@@ -437,6 +436,9 @@ def summary(
             | ({"sd": round(float(mine[score].std(ddof=1)), 6)} if len(runs) > 1 else {})
             for score in mine.columns
         } | {"seeds": len(runs), "interval": method}
+    correct = {
+        m: {seed: truth == guess for seed, (truth, guess) in runs.items()} for m, runs in labels.items()
+    }
     pairs = compare_pairs(correct, list(correct))
     for pair in pairs:
         for key, value in pair.items():
