@@ -66,7 +66,7 @@ def worker(
     import numpy as np
 
     from src.data import load_split
-    from src.speed import onednn_enabled, threads_from_environment
+    from src.speed import onednn_enabled
     from src.training import epoch_lines, fit, peak_rss_mib, prepare_model, scores, seed_everything
 
     seed = params.seeds[0] if seed is None else seed
@@ -75,7 +75,7 @@ def worker(
     progress = [epoch_lines(epochs, file=sys.stderr)]  # stderr: stdout carries the result
     print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
     if way == "pipeline":
-        model = prepare_model(config, params.train, seed, threads_from_environment())
+        model = prepare_model(config, params.train, seed, params.train.threads)
         started = time.perf_counter()
         history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
         seconds = time.perf_counter() - started

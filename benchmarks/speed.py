@@ -16,8 +16,9 @@ the pipeline has not run), with the same architecture, batch size and optimizer:
 
 With --levers, the pipeline also runs with each lever of src/speed/ switched on its own (oneDNN
 off, plain Keras Adam, steps_per_execution 1, XLA on, batches not split, native instruction
-set), so the output shows what each buys. --full measures on all 45,000 prepared training
-images, one round of 4 epochs, like the study's own epochs (about 35 min for all models).
+set; for the BatchNorm models, Keras's BatchNormalization in place of src/layers.py's), so the
+output shows what each buys. --full measures on all 45,000 prepared training images, one round
+of 4 epochs, like the study's own epochs (about 35 min for all models).
 
 Each run is a fresh process (so its peak memory and TensorFlow's kernel choice are its own),
 and the variants of a model run in turn, `--rounds` times over, so that a slow spell of a
@@ -99,12 +100,28 @@ LEVERS: dict[str, dict[str, object]] = {
     "batches not split": {"cpu_shards": 1},
     # faster on AVX-512 CPUs, but the bytes then depend on the CPU (train.cpu_isa)
     "native instruction set": {"cpu_isa": "native"},
+    # Keras's own layer, whose float32 Rsqrt differs between CPU makers (src/layers.py)
+    "Keras BatchNormalization": {"keras_batch_norm": True},
 }
+BATCH_NORM_BUILDERS = ("mlp_bn", "vgg_style", "resnet_cifar")
 
 
 def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyped-def]
     """Whether a lever switches something for this model (batches already unsplit stay so)."""
+    if "keras_batch_norm" in lever:
+        return config.builder in BATCH_NORM_BUILDERS
     return "cpu_shards" not in lever or lever["cpu_shards"] != config.cpu_shards
+
+
+def _use_keras_batch_norm() -> None:
+    """Build and train with keras.layers.BatchNormalization in place of src/layers.py's."""
+    import keras
+
+    import src.layers
+    import src.speed.shards
+
+    src.layers.BatchNormalization = keras.layers.BatchNormalization  # what the builders import
+    src.speed.shards.batch_normalization = keras.ops.batch_normalization  # the synchronised one
 
 
 def chosen_levers(names: list[str] | None, config) -> list[str]:  # type: ignore[no-untyped-def]
@@ -121,12 +138,14 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     params = load_params(ROOT / "params.yaml")
     lever = LEVERS.get(variant, {})
     config = params.models[model_id].model_copy(update={k: v for k, v in lever.items() if k == "cpu_shards"})
-    train_cfg = params.train.model_copy(update={k: v for k, v in lever.items() if k != "cpu_shards"})
+    train_keys = {k: v for k, v in lever.items() if k not in ("cpu_shards", "keras_batch_norm")}
+    train_cfg = params.train.model_copy(update=train_keys)
     choose_kernels("study" if variant == "baseline" else "pipeline", train_cfg)
+    if lever.get("keras_batch_norm"):
+        _use_keras_batch_norm()
 
     import keras
 
-    from src.speed import threads_from_environment
     from src.training import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
@@ -136,7 +155,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
         model = study_style_model(config)
         fit_study_style(model, config, (x, y), (x_val, y_val), epochs, [timer])
     else:  # as the train stage does, thread pools first: before TensorFlow starts its runtime
-        model = prepare_model(config, train_cfg, params.seeds[0], threads_from_environment())
+        model = prepare_model(config, train_cfg, params.seeds[0], train_cfg.threads)
         fit(model, config, train_cfg, (x, y), (x_val, y_val), params.seeds[0], [timer], epochs=epochs)
         model = plain_model(model)
     return {

@@ -88,7 +88,6 @@ def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) ->
 
     from src.download import TARGET
     from src.prepare import read_tarball
-    from src.speed import threads_from_environment
     from src.training import epoch_lines, fit, prepare_model
 
     if not TARGET.is_file():
@@ -96,7 +95,7 @@ def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) ->
     splits = pool_splits(read_tarball(TARGET, params.data.images_per_batch), pool, split_seed)
     (x_test, y_test) = splits["test"]
     config = params.models[model_id].model_copy(update={"epochs": epochs})
-    model = prepare_model(config, params.train, seed, threads_from_environment())
+    model = prepare_model(config, params.train, seed, params.train.threads)
     tested: dict[int, np.ndarray] = {}
 
     class TestAfter(keras.callbacks.Callback):  # inference only: draws no random numbers

@@ -1,7 +1,7 @@
 """Stage `compare`: put every model of params.yaml side by side.
 
-Reads each model's `reports/train/<id>/` (written by train@<id>, cached by DVC) for the
-models listed in params.yaml, in that order (never by globbing, so a removed model's stale
+Reads each run's `reports/train/<id>-<seed>/` (written by train@<id>-<seed>, cached by DVC)
+for the models and seeds listed in params.yaml, in that order (never by globbing, so a removed model's stale
 files are ignored), and writes the small, git-tracked reports a reviewer reads:
 
 - `reports/metrics/<id>.json`: the model's four test scores (accuracy, macro precision,
@@ -17,8 +17,6 @@ files are ignored), and writes the small, git-tracked reports a reviewer reads:
   interval, P(first > second), the smallest difference the seeds could detect);
 - `reports/comparison.csv` and `reports/comparison.md`: the study's table with intervals
   and parameter counts, the pairwise verdicts, and the original study's numbers for context;
-- `reports/timings.json`: training seconds, images/s and peak memory per model (these vary
-  run to run, so they are not metrics);
 - `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
   `reports/figures/learning_curves/<id>.png` (src/figures.py; the tables: src/tables.py).
 """
@@ -34,21 +32,26 @@ import numpy as np
 import pandas as pd
 
 from src import figures, stats, tables
+from src import predictions as run_predictions
 from src.cli import StageError, run_stage
 from src.data import CLASSES
 from src.files import write_json, write_text
 from src.params import Params, load_params
-from src.paths import live_dir, predictions_path, run_name
+from src.paths import (
+    COMPARISON_CSV,
+    COMPARISON_MD,
+    CURVES,
+    FIGURES,
+    METRICS_DIR,
+    PREDICTIONS_DIR,
+    STATISTICS,
+    live_dir,
+    predictions_path,
+    run_name,
+)
 from src.tables import METRIC_KEYS, SCORES
 
 log = logging.getLogger(__name__)
-
-REPORTS = Path("reports")
-FIGURES = REPORTS / "figures"
-METRICS_DIR = REPORTS / "metrics"
-PREDICTIONS_DIR = REPORTS / "predictions"
-CURVES = REPORTS / "curves.csv"
-STATISTICS = REPORTS / "statistics.json"
 
 
 def _missing(path: Path, model_id: str, seed: int) -> StageError:
@@ -114,9 +117,9 @@ def _predictions(model_id: str, seed: int) -> str:
     return path.read_text()
 
 
-def collect(params: Params) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Test metrics of every run (one row per model and seed) and timings per run."""
-    rows, timings = [], {}
+def collect(params: Params) -> pd.DataFrame:
+    """Test metrics of every run, one row per model and seed."""
+    rows = []
     for model_id, seed in _runs(params):
         directory = live_dir(model_id, seed)
         test = _read_json(directory / "metrics.json", model_id, seed).get("test", {})
@@ -125,28 +128,7 @@ def collect(params: Params) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
             stage = f"train@{run_name(model_id, seed)}"
             raise StageError(f"{directory}/metrics.json lacks {missing}: rerun `dvc repro {stage}`")
         rows.append({"id": model_id, "seed": seed, **{key: test[key] for key in METRIC_KEYS}})
-        run = _read_json(directory / "run.json", model_id, seed)
-        timings[run_name(model_id, seed)] = {
-            "train_seconds": run["train_seconds"],
-            "train_images_per_second": run["train_images_per_second"],
-            "peak_rss_mib": run.get("peak_rss_mib"),
-            "device": run["environment"]["device"],
-        }
-    return pd.DataFrame(rows, columns=["id", "seed", *METRIC_KEYS]), timings
-
-
-def prediction_labels(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """A predictions CSV (actual,predicted class names) as two arrays of class indices."""
-    index = {name: number for number, name in enumerate(CLASSES)}
-    lines = text.splitlines()
-    if not lines or lines[0] != "actual,predicted":
-        raise StageError(f"{path} is not a predictions file (actual,predicted): rerun its training stage")
-    try:
-        pairs = [tuple(index[name] for name in line.split(",")) for line in lines[1:]]
-    except KeyError as err:
-        raise StageError(f"{path} names an unknown class {err}: rerun its training stage") from None
-    labels = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    return labels[:, 0], labels[:, 1]
+    return pd.DataFrame(rows, columns=["id", "seed", *METRIC_KEYS])
 
 
 def checked_answers(
@@ -161,7 +143,7 @@ def checked_answers(
         labels[model_id] = {}
         for seed in params.seeds:
             name = run_name(model_id, seed)
-            y_true, y_pred = prediction_labels(predictions[name], f"{predictions_path(model_id, seed)}")
+            y_true, y_pred = run_predictions.parse(predictions[name], f"{predictions_path(model_id, seed)}")
             if truth is None:
                 truth = y_true
             elif not np.array_equal(truth, y_true):
@@ -182,7 +164,7 @@ def compare(params: Params) -> pd.DataFrame:
     import matplotlib
 
     matplotlib.use("Agg")
-    runs, timings = collect(params)
+    runs = collect(params)
     table = tables.comparison_table(params, runs)
     curves = learning_curves(params)
     scores = {
@@ -197,11 +179,10 @@ def compare(params: Params) -> pd.DataFrame:
     _write_each(METRICS_DIR, ".json", scores)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)
     write_text(CURVES, curves.to_csv(index=False))
-    write_json(REPORTS / "timings.json", timings)
     write_json(STATISTICS, summary)
-    write_text(REPORTS / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    write_text(COMPARISON_CSV, table.to_csv(index=False, float_format="%.6f"))
     pairs = tables.pairs_markdown(params, summary)
-    write_text(REPORTS / "comparison.md", tables.comparison_markdown(table, pairs, summary))
+    write_text(COMPARISON_MD, tables.comparison_markdown(table, pairs, summary))
     figures.plot_metrics(table, runs, FIGURES / "metrics_comparison.png")
     figures.plot_validation_accuracy(params, curves, FIGURES / "val_accuracy.png")
     for model_id, config in params.models.items():

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from src.cli import StageError
+from src.paths import PREPARED_DIR
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
-PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
 
 

@@ -25,10 +25,11 @@ from urllib.parse import unquote, urlparse
 from tqdm import tqdm
 
 from src.cli import StageError, run_stage
+from src.paths import RAW_TARBALL
 
 log = logging.getLogger(__name__)
 
-TARGET = Path("data/raw/cifar-10-binary.tar.gz")
+TARGET = RAW_TARBALL
 CHUNK = 1 << 20
 CONNECT_TIMEOUT_S = 10.0
 RETRIES = 4

@@ -7,7 +7,9 @@ Adding a model is one builder here plus one entry in params.yaml.
 
 Models take raw uint8 images and scale them to [0, 1] in their first layer, so the data
 pipeline moves a quarter of the bytes and a saved model works on raw images. They use only
-``keras.layers`` and ``keras.ops``, so they run on the TensorFlow, JAX and PyTorch backends.
+``keras.layers``, ``keras.ops`` and src/layers.py (Keras's BatchNormalization and L2 penalty,
+computed the same on every CPU and thread count), so they run on the TensorFlow, JAX and
+PyTorch backends.
 Keras is imported inside the builders so that stages that only validate params stay fast.
 """
 
@@ -56,11 +58,13 @@ def mlp_bn(
     """MLP: Flatten, then per hidden layer Dense -> BatchNorm -> ReLU -> Dropout."""
     from keras import Model, layers
 
+    from src.layers import BatchNormalization
+
     inputs, x = _inputs(input_shape)
     x = layers.Flatten()(x)
     for width in units:
         x = layers.Dense(width)(x)
-        x = layers.BatchNormalization()(x)
+        x = BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.Dropout(dropout)(x)
     return Model(inputs, _classifier(x, num_classes), name="mlp_bn")
@@ -75,11 +79,13 @@ def mlp_l2(
     dropout: DropoutRate = 0.2,
 ) -> "keras.Model":
     """MLP: Flatten -> Dense ReLU with an L2 kernel penalty -> Dropout."""
-    from keras import Model, layers, regularizers
+    from keras import Model, layers
+
+    from src.layers import L2
 
     inputs, x = _inputs(input_shape)
     x = layers.Flatten()(x)
-    x = layers.Dense(units, activation="relu", kernel_regularizer=regularizers.L2(l2))(x)
+    x = layers.Dense(units, activation="relu", kernel_regularizer=L2(l2))(x)
     x = layers.Dropout(dropout)(x)
     return Model(inputs, _classifier(x, num_classes), name="mlp_l2")
 
@@ -154,12 +160,14 @@ def vgg_style(
     """
     from keras import Model, layers
 
+    from src.layers import BatchNormalization
+
     inputs, x = _inputs(input_shape)
     for block, width in enumerate(filters):
         for conv in range(2):
             padding = "valid" if block == 0 and conv == 0 else "same"
             x = layers.Conv2D(width, 3, padding=padding, activation="relu")(x)
-            x = layers.BatchNormalization()(x)
+            x = BatchNormalization()(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
@@ -184,13 +192,15 @@ def resnet_cifar(
     """
     from keras import Model, layers
 
+    from src.layers import BatchNormalization
+
     if (depth - 2) % 6:
         raise ValueError(f"resnet_cifar depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
     blocks_per_stage = (depth - 2) // 6
 
     def conv_bn(x: "keras.KerasTensor", width: int, strides: int = 1) -> "keras.KerasTensor":
         x = layers.Conv2D(width, 3, strides=strides, padding="same", use_bias=False)(x)
-        return layers.BatchNormalization()(x)
+        return BatchNormalization()(x)
 
     inputs, x = _inputs(input_shape)
     x = layers.ReLU()(conv_bn(x, base_filters))
@@ -203,7 +213,7 @@ def resnet_cifar(
             y = conv_bn(y, width)
             if strides != 1:
                 shortcut = layers.Conv2D(width, 1, strides=strides, use_bias=False)(x)
-                shortcut = layers.BatchNormalization()(shortcut)
+                shortcut = BatchNormalization()(shortcut)
             x = layers.ReLU()(layers.Add()([shortcut, y]))
     x = layers.GlobalAveragePooling2D()(x)
     return Model(inputs, _classifier(x, num_classes), name=f"resnet{depth}")

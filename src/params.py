@@ -24,7 +24,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from src.cli import StageError
@@ -68,16 +67,7 @@ class TrainParams(_Strict):
     eval_batch_size: PositiveInt = 500
     onednn: bool = True
     fused_optimizer: bool = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _threads_moved(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "threads" in values:
-            raise ValueError(
-                "train.threads is no longer a parameter (the thread count does not change results): "
-                "delete it, and set the TRAIN_THREADS environment variable to choose the threads"
-            )
-        return values
+    threads: PositiveInt = 2  # TensorFlow's intra-op threads per run: above 4 they change the bytes
 
 
 class ModelParams(_Strict):

@@ -1,16 +1,34 @@
-"""Where the training stages write, shared with the stages that read their outputs.
+"""Every path the pipeline writes or reads, in one place (dvc.yaml names the same paths).
 
-Kept apart from src/train.py so that `compare` can find a run's reports without importing
-(and so, in dvc.yaml, depending on) the training code. One training run is one model
-trained with one seed: stage train@<id>-<seed>.
+Kept apart from the stages so that a stage, `make report` or the study runner can find another
+stage's outputs without importing (and so, in dvc.yaml, depending on) its code. One training
+run is one model trained with one seed: stage train@<id>-<seed>.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# download and prepare
+RAW_TARBALL = Path("data/raw/cifar-10-binary.tar.gz")
+PREPARED_DIR = Path("data/prepared")  # train.npz, val.npz, test.npz
+DATA_FACTS = Path("reports/data.json")  # counts per split and class
+
+# train@<id>-<seed>
 MODELS_DIR = Path("models")
 TRAIN_REPORTS_DIR = Path("reports/train")
+TIMINGS_DIR = Path("reports/timings")  # per run, tracked by git, not by DVC: they vary run to run
+
+# compare, and what make report reads of it
+REPORTS = Path("reports")
+METRICS_DIR = REPORTS / "metrics"  # <id>.json: the four test scores per model
+PREDICTIONS_DIR = REPORTS / "predictions"  # <id>-<seed>.csv
+CURVES = REPORTS / "curves.csv"
+STATISTICS = REPORTS / "statistics.json"
+COMPARISON_CSV = REPORTS / "comparison.csv"
+COMPARISON_MD = REPORTS / "comparison.md"
+FIGURES = REPORTS / "figures"
+PR_REPORT = REPORTS / "pr_report.md"  # make report
 
 
 def run_name(model_id: str, seed: int) -> str:
@@ -37,3 +55,8 @@ def live_dir(model_id: str, seed: int) -> Path:
 def predictions_path(model_id: str, seed: int) -> Path:
     """train@<id>-<seed>'s test predictions: actual,predicted class names, in test-set order."""
     return live_dir(model_id, seed) / "predictions.csv"
+
+
+def timing_path(model_id: str, seed: int) -> Path:
+    """train@<id>-<seed>'s training time, memory and machine (not a DVC output: they vary)."""
+    return TIMINGS_DIR / f"{run_name(model_id, seed)}.json"

@@ -22,11 +22,12 @@ from sklearn.model_selection import train_test_split
 from src.cli import run_stage
 from src.data import CLASSES, PREPARED_DIR, DataError
 from src.files import atomic_write, write_json
+from src.paths import DATA_FACTS, RAW_TARBALL
 
 log = logging.getLogger(__name__)
 
-TARBALL = Path("data/raw/cifar-10-binary.tar.gz")
-STATS_FILE = Path("reports/data.json")
+TARBALL = RAW_TARBALL
+STATS_FILE = DATA_FACTS
 ROOT = "cifar-10-batches-bin"
 TRAIN_MEMBERS = [f"{ROOT}/data_batch_{i}.bin" for i in range(1, 6)]
 TEST_MEMBER = f"{ROOT}/test_batch.bin"
@@ -130,7 +131,8 @@ def save_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path)
 
 
 def data_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, object]:
-    """Dataset facts recorded as metrics: images per split and class, pixel mean/std per channel."""
+    """Dataset facts for reports/data.json (git-tracked, not a metric): images per split and
+    class, pixel mean and std per channel."""
     stats: dict[str, object] = {}
     for name, (x, y) in splits.items():
         counts = np.bincount(y, minlength=len(CLASSES))

@@ -23,16 +23,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from src import predictions as run_predictions
 from src import stats
 from src.cli import StageError, run_stage
-from src.compare import METRICS_DIR, PREDICTIONS_DIR, STATISTICS, prediction_labels
 from src.files import write_text
-from src.paths import split_run_name
+from src.paths import (
+    COMPARISON_CSV,
+    FIGURES,
+    METRICS_DIR,
+    PR_REPORT,
+    PREDICTIONS_DIR,
+    STATISTICS,
+    split_run_name,
+)
 from src.tables import markdown_table
 
-REPORT = Path("reports/pr_report.md")
-FIGURES = Path("reports/figures")
-METRICS = "reports/metrics"  # the four scores per model; timings and data facts are not metrics
+REPORT = PR_REPORT
 
 
 def _run(*args: str) -> str:
@@ -85,7 +91,7 @@ def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
         if run is not None and run[0] == model_id:
             text = _at(ref, PREDICTIONS_DIR / f"{name}.csv")
             if text is not None:
-                y_true, y_pred = prediction_labels(text, name)
+                y_true, y_pred = run_predictions.parse(text, name)
                 runs[run[1]] = y_true == y_pred
     return runs
 
@@ -163,10 +169,10 @@ def _check_ref(ref: str) -> None:
 
 def build_report(ref: str) -> str:
     _check_ref(ref)
-    # scores and dataset facts; training times vary run to run and would only add noise here
-    metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", METRICS)
+    # the four scores per model only: timings vary run to run and data facts are not scores
+    metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", str(METRICS_DIR))
     params = _run("dvc", "params", "diff", ref, "--md")
-    comparison = Path("reports/comparison.csv")
+    comparison = COMPARISON_CSV
     verdicts = model_verdicts(ref)
     sections = [
         f"# Results against `{ref}`",

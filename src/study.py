@@ -8,8 +8,8 @@ The same stages and the same bytes as `dvc repro`, by DVC's own means, no schedu
 2. `dvc repro prepare` downloads and prepares the data if needed;
 3. each training stage that `dvc status` reports out of date is queued as a DVC experiment
    (`dvc exp run --queue train@<id>-<seed>`), the longest first, and `dvc queue start -j N`
-   runs N at a time, each with $TRAIN_THREADS = the cores / N (the thread count does not
-   change the bytes: src/speed/); every finished run lands in DVC's cache and run-cache;
+   runs N at a time, each with params.yaml's `train.threads` (a param: the thread count is
+   part of the arithmetic); every finished run lands in DVC's cache and run-cache;
 4. each run's dvc.lock entry is taken from its experiment, and `dvc repro` finds every trained
    stage in the cache, trains nothing, and runs `compare`;
 5. the queued experiments are removed (their outputs stay in the cache).
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -36,9 +35,8 @@ import yaml
 from src.cli import StageError, run_stage
 from src.files import write_text
 from src.params import PARAMS_FILE, load_params
-from src.paths import split_run_name
+from src.paths import TIMINGS_DIR, split_run_name
 
-TIMINGS = Path("reports/timings.json")
 LOCK_FILE = Path("dvc.lock")
 
 
@@ -89,25 +87,20 @@ def outdated_training_stages() -> list[str]:
     return [stage for stage in status if stage.startswith("train@")]
 
 
-def longest_first(stages: list[str], timings_file: Path = TIMINGS) -> list[str]:
-    """Order the stages by the training time their model took in the last run (the queue runs
+def longest_first(stages: list[str], timings_dir: Path = TIMINGS_DIR) -> list[str]:
+    """Order the stages by the training time their model took in the last runs (the queue runs
     them in this order, so the long ones do not end up last, alone); unknown ones first."""
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     seconds: dict[str, float] = {}
-    for name, timing in timings.items():
-        model_id = (split_run_name(name) or (name, 0))[0]
-        seconds[model_id] = max(seconds.get(model_id, 0.0), float(timing["train_seconds"]))
+    for path in sorted(timings_dir.glob("*.json")) if timings_dir.is_dir() else []:
+        model_id = (split_run_name(path.stem) or (path.stem, 0))[0]
+        train_seconds = float(json.loads(path.read_text())["train_seconds"])
+        seconds[model_id] = max(seconds.get(model_id, 0.0), train_seconds)
 
     def cost(stage: str) -> float:
         run = split_run_name(stage.removeprefix("train@"))
         return seconds.get(run[0], float("inf")) if run else float("inf")
 
     return sorted(stages, key=cost, reverse=True)
-
-
-def threads_per_job(jobs: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // jobs)
 
 
 def _queue_states(names: set[str]) -> dict[str, str]:
@@ -129,9 +122,9 @@ def run_queue(stages: list[str], jobs: int) -> dict[str, str]:
         if found is None:
             raise StageError(f"could not queue {stage}: {output.strip()}")
         names[found.group(1)] = stage
-    threads = threads_per_job(jobs)
+    threads = load_params().train.threads
     print(f"training {len(stages)} runs, {jobs} at a time, {threads} thread(s) each", flush=True)
-    _dvc("queue", "start", "--jobs", str(jobs), env={**os.environ, "TRAIN_THREADS": str(threads)})
+    _dvc("queue", "start", "--jobs", str(jobs))
     started = time.monotonic()
     try:
         _wait(names, started)

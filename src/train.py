@@ -6,20 +6,23 @@ trains it with that model's recipe on the prepared train split (validating on th
 every epoch, logged with DVCLive), and writes:
 
 - `models/<id>-<seed>.keras`: the trained model (it takes raw uint8 images), saved under a
-  temporary name and renamed, so it is never half-written;
+  temporary name and renamed, so it is never half-written, and without a save date
+  (src/model_file.py);
 - `reports/train/<id>-<seed>/`: DVCLive's per-epoch curves, `metrics.json` with the test
   scores and parameter counts, the test predictions (`predictions.csv`), and `run.json`
-  (written last, atomically) with the training time, the thread pools, kernels and
-  environment (library versions, CPU flags, GPU) the run used. DVCLive writes as training
-  goes; DVC records the stage only once it has finished, and reruns it from scratch after an
-  interruption.
+  (written last, atomically) with what decided the arithmetic: device, kernels, batch
+  shards, thread pools, library versions. DVCLive writes as training goes; DVC records the
+  stage only once it has finished, and reruns it from scratch after an interruption.
+- `reports/timings/<id>-<seed>.json`: the training time, peak memory and the machine (CPU,
+  its flags, cores, GPUs), tracked by git, not by DVC: DVC's outputs above are a function of
+  the stage's inputs alone, so an identical rerun leaves `dvc.lock` as it was.
 
 Everything is seeded and, unless `train.jit_compile` is on, TensorFlow's ops are
 deterministic; the batch split (`cpu_shards`), the CPU kernels' instruction set
 (`train.cpu_isa`) and the device (`train.device`; `cpu` hides any GPU) come from
-params.yaml, never from the machine, and the thread count ($TRAIN_THREADS, src/speed/) does
-not change the bytes. So the same code, params, data and library versions give the same
-bytes on any x86-64 CPU with AVX2, whatever its core count (tests/test_reproducible.py);
+params.yaml, never from the machine, as does the thread count (`train.threads`). So the same
+code, params, data and library versions give the same bytes on any x86-64 CPU with AVX2,
+Intel or AMD, whatever its core count (tests/test_reproducible.py);
 GPUs compute otherwise, which is why the device is a param (DVC keeps GPU runs apart). The
 mechanics of training are in src/training.py, the speed levers in src/speed/.
 """
@@ -35,19 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from src import training
+from src import predictions, training
 from src.cli import StageError, run_stage
 from src.data import load_split
-from src.files import atomic_write, write_json, write_text
+from src.files import write_json, write_text
+from src.model_file import save_model
 from src.models import BUILDERS
 from src.params import ModelParams, Params, load_params
-from src.paths import live_dir, model_path, predictions_path
+from src.paths import live_dir, model_path, predictions_path, timing_path
 from src.speed import (
     configure_tensorflow,
     cpu_isa_record,
     onednn_enabled,
     thread_counts,
-    threads_from_environment,
 )
 
 log = logging.getLogger(__name__)
@@ -77,10 +80,7 @@ def train(model_id: str, params: Params, seed: int | None = None) -> dict[str, A
     x_test, y_test = load_split("test")
     _check_batch(config, model_id, len(y_train))
     train_cfg = params.train
-    try:
-        threads = threads_from_environment()
-    except ValueError as err:
-        raise StageError(f"{err}; unset it or set it to 1, 2, ...") from None
+    threads = train_cfg.threads
 
     from dvclive import Live
 
@@ -130,25 +130,34 @@ def train(model_id: str, params: Params, seed: int | None = None) -> dict[str, A
         }
         for key, value in metrics.items():
             live.log_metric(f"test/{key}", value, plot=False)
-        write_text(predictions_path(model_id, seed), training.predictions_csv(y_test, y_pred))
+        write_text(predictions_path(model_id, seed), predictions.to_csv(y_test, y_pred))
 
-        atomic_write(model_path(model_id, seed), net.save)
+        save_model(net, model_path(model_id, seed))
+    isa = cpu_isa_record(train_cfg.cpu_isa)
+    # What decided the bytes: hashed by DVC with the run's other outputs, so it holds nothing
+    # that differs between two machines or two runs that computed the same thing.
     run = {
         "model_id": model_id,
         "seed": seed,
-        "train_seconds": round(train_seconds, 2),
-        "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
-        "peak_rss_mib": training.peak_rss_mib(),
         "device": train_cfg.device,
         "xla": bool(model.jit_compile),
         "onednn": onednn_enabled(),
         "fused_optimizer": training.fuses_adam(config, train_cfg),
         "cpu_shards": model.shards if net is not model else 1,
+        "cpu_isa": {key: isa[key] for key in ("cpu_isa", "kernels_isa", "onednn_max_cpu_isa")},
         "threads": {"train_threads": threads, **thread_counts()},
-        "cpu_isa": cpu_isa_record(train_cfg.cpu_isa),
-        "environment": training.environment(),
+        "versions": training.versions(),
     }
     write_json(out_dir / "run.json", run)
+    # How long it took and where: beside the run, in git, outside what DVC hashes.
+    timing = {
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_second": round(config.epochs * len(y_train) / train_seconds, 1),
+        "peak_rss_mib": training.peak_rss_mib(),
+        "cpu_flags": isa["cpu_flags"],
+        **training.host(),
+    }
+    write_json(timing_path(model_id, seed), timing)
     log.info(
         "%s: test accuracy %.4f, macro F1 %.4f, %.0f s of training",
         model_id,

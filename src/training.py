@@ -3,9 +3,9 @@
     select_device(device)  -> the GPUs training uses (none for train.device: cpu)
     prepare_model(config, train_cfg, seed, threads)  -> compiled model (seeded, threads set)
     fit(model, config, train_cfg, train, val, seed, callbacks)
-    plain_model(model), scores(y, y_pred), predictions_csv(y, y_pred)
+    plain_model(model), scores(y, y_pred)
     callbacks: ctrl_c_recorded, stop_on_ctrl_c, epoch_lines, dvclive_callback
-    run records: environment(), peak_rss_mib(), count_weights(weights)
+    run records: versions(), host(), peak_rss_mib(), count_weights(weights)
 
 Training runs on Keras's TensorFlow backend (tf.data, DVCLive's Keras callback and every
 speed lever are TensorFlow's); the model builders themselves are plain Keras. The speed
@@ -255,14 +255,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def predictions_csv(y_true: np.ndarray, y_pred: np.ndarray) -> str:
-    """The test predictions as CSV, one row per test image in test-set order: actual,predicted
-    class names (what DVC's confusion-matrix template reads; about 170 KB for 10,000 images)."""
-    names = np.asarray(CLASSES)
-    rows = [f"{actual},{predicted}" for actual, predicted in zip(names[y_true], names[y_pred], strict=True)]
-    return "actual,predicted\n" + "\n".join(rows) + "\n"
-
-
 def count_weights(weights: list) -> int:  # type: ignore[type-arg]
     return int(sum(np.prod(w.shape) for w in weights))
 
@@ -332,25 +324,28 @@ def dvclive_callback(live):  # type: ignore[no-untyped-def]
 # --- run records --------------------------------------------------------------------------
 
 
-def environment() -> dict[str, Any]:
-    """Library versions and hardware of this run, recorded beside its metrics."""
+def versions() -> dict[str, Any]:
+    """Python, the Keras backend and the library versions of this run: part of what decides its bytes."""
     import keras
-    import tensorflow as tf
 
-    versions = {}
+    packages = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "dvc", "dvclive", "numpy", "scikit-learn"):
         with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
+            packages[package] = metadata.version(package)
+    return {"python": platform.python_version(), "keras_backend": keras.backend.backend(), **packages}
+
+
+def host() -> dict[str, Any]:
+    """The machine this run trained on (does not decide its bytes on CPUs with AVX2)."""
+    import tensorflow as tf
+
     cpu = cpuinfo_field("model name") or platform.processor()
     gpus = [
         tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
         for gpu in tf.config.list_physical_devices("GPU")
     ]
     return {
-        "python": platform.python_version(),
         "platform": platform.platform(),
-        "keras_backend": keras.backend.backend(),
-        "versions": versions,
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "gpus": gpus,

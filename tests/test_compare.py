@@ -59,10 +59,7 @@ def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -
     }
     (out / "metrics.json").write_text(json.dumps({"train": {}, "eval": {}, "step": epochs - 1, "test": test}))
     predictions_path(model_id, seed).write_text(_predictions(accuracy))
-    env = {"device": "CPU"}
-    (out / "run.json").write_text(
-        json.dumps({"train_seconds": 12.5, "train_images_per_second": 99.0, "environment": env})
-    )
+    (out / "run.json").write_text(json.dumps({"model_id": model_id, "seed": seed, "device": "cpu"}))
 
 
 @pytest.fixture()
@@ -84,7 +81,7 @@ def test_compare_writes_every_report(reported: Path) -> None:
     assert sorted(p.stem for p in Path("reports/metrics").iterdir()) == sorted(models)
     assert _scores("simple_cnn") == {"accuracy": 0.5, "precision": 0.51, "recall": 0.5, "f1": 0.49}
     assert all(list(_scores(m)) == ["accuracy", "precision", "recall", "f1"] for m in models)
-    assert json.loads(Path("reports/timings.json").read_text())["mlp_bn-42"]["train_seconds"] == 12.5
+    assert not Path("reports/timings.json").exists()  # timings vary run to run: not compare's
 
     csv = pd.read_csv("reports/comparison.csv")
     assert csv["model"].tolist() == REFERENCE["model"].tolist() == table["model"].tolist()
@@ -195,7 +192,6 @@ def test_several_seeds_give_means_and_spreads(reported: Path, params_dict: dict)
     ]
     curves = pd.read_csv("reports/curves.csv")
     assert sorted(curves["seed"].unique().tolist()) == [7, 42] and len(curves) == 5 * 2 * 3
-    assert set(json.loads(Path("reports/timings.json").read_text())) >= {"mlp_bn-42", "mlp_bn-7"}
     # model against model: the seed-level test, its P(first > second) and what it could detect
     pairs = json.loads(Path("reports/statistics.json").read_text())["pairs"]
     assert all(pair["test"] == "paired t over 2 seeds" for pair in pairs)

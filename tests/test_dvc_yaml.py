@@ -131,9 +131,7 @@ def test_only_the_scores_are_metrics_and_the_reports_are_tracked_in_git() -> Non
     assert compare["params"] == ["models", "seeds"]
     assert _outputs(compare, "metrics") == {"reports/metrics": {"cache": False}}
     outs = _outputs(compare, "outs")
-    assert {"reports/curves.csv", "reports/predictions", "reports/timings.json", "reports/figures"} <= set(
-        outs
-    )
+    assert {"reports/curves.csv", "reports/predictions", "reports/figures"} <= set(outs)
     assert all(spec == {"cache": False} for spec in outs.values())
     prepare = DVC["stages"]["prepare"]
     assert "metrics" not in prepare  # dataset counts are facts, not scores to diff

@@ -104,13 +104,15 @@ def test_cpu_shards_is_a_positive_count_never_the_core_count(raw: dict) -> None:
     )
 
 
-def test_cpu_isa_and_the_retired_threads(raw: dict) -> None:
-    assert parse_params(raw).train.cpu_isa == "avx2"
+def test_cpu_isa_and_threads(raw: dict) -> None:
+    assert parse_params(raw).train.cpu_isa == "avx2" and parse_params(raw).train.threads == 2
     raw["train"]["cpu_isa"] = "avx512"
     assert "train.cpu_isa: Input should be 'avx2' or 'native'" in _error(raw)
     raw["train"]["cpu_isa"] = "avx2"
-    raw["train"]["threads"] = 2  # a parameter until the thread count was shown not to change results
-    assert "train.threads is no longer a parameter" in _error(raw) and "TRAIN_THREADS" in _error(raw)
+    raw["train"]["threads"] = 0
+    assert "train.threads: Input should be greater than 0" in _error(raw)
+    raw["train"]["threads"] = "auto"  # never the machine's core count: it decides the bytes
+    assert "train.threads" in _error(raw)
 
 
 def test_bad_sha256_and_url(raw: dict) -> None:

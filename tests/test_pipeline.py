@@ -146,6 +146,20 @@ def test_second_repro_runs_nothing(repo: Path) -> None:
     assert "Data and pipelines are up to date." in output
 
 
+def test_an_identical_rerun_leaves_dvc_lock_as_it_was(repo: Path) -> None:
+    """Training again what was trained writes the same bytes (model file without a save date,
+    run.json without timings), so dvc.lock keeps every entry and compare stays up to date;
+    the new timings land beside, in git."""
+    lock = (repo / "dvc.lock").read_text()
+    timing = repo / "reports/timings/mlp_bn-42.json"
+    timing.write_text("{}")
+    output = _run(repo, "dvc", "repro", "--force", "--single-item", "train@mlp_bn-42", "train@resnet-42")
+    assert sorted(_stages_run(output)) == ["train@mlp_bn-42", "train@resnet-42"]
+    assert (repo / "dvc.lock").read_text() == lock
+    assert "Data and pipelines are up to date." in _run(repo, "dvc", "status")
+    assert json.loads(timing.read_text())["train_seconds"] > 0
+
+
 def test_experiment_reruns_only_the_changed_model_and_compare(repo: Path) -> None:
     _run(repo, "git", "add", "-A")
     _run(repo, "git", "commit", "-qm", "results")
@@ -422,7 +436,7 @@ def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Pa
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "training 2 runs, 2 at a time, 1 thread(s) each" in result.stdout
+    assert "training 2 runs, 2 at a time, 2 thread(s) each" in result.stdout
     for model_id in ("mlp_l2", "simple_cnn"):
         assert f"train@{model_id}-42: success" in result.stdout
         assert f"Stage 'train@{model_id}-42' is cached - skipping run" in result.stdout
@@ -430,7 +444,7 @@ def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Pa
         assert (clone / metrics).read_bytes() == (repo / metrics).read_bytes(), model_id
     assert "trained again" not in result.stderr and "Running stage 'train@" not in result.stdout
     run = json.loads((clone / "reports/train/mlp_l2-42/run.json").read_text())
-    assert run["threads"]["train_threads"] == 1
+    assert run["threads"]["train_threads"] == 2  # train.threads, whatever the number of jobs
     queued = re.findall(r"train@\S+: success after [\d.]+ min \((\S+)\)", result.stdout)
     assert len(queued) == 2 and not set(queued) & set(
         _run(clone, "dvc", "exp", "list", "--name-only").split()

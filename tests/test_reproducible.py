@@ -1,4 +1,5 @@
-"""The train stage computes what params.yaml says, whatever machine it lands on.
+"""The train stage computes what params.yaml says, whatever machine (CPU maker, cores, threads)
+it lands on.
 
 Each run here is the real stage (`python -m src.train <id>`) in a fresh process on the tiny
 prepared data, so TensorFlow starts with the thread pools and kernels the stage chooses.
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from src.model_file import load_model
 from src.paths import live_dir, model_path, predictions_path
-from src.speed import cpu_flags
+from src.speed import cpu_flags, cpuinfo_field
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -26,26 +29,39 @@ pytestmark = pytest.mark.slow
 
 GOLDEN = ROOT / "tests" / "golden" / "tiny_runs.json"
 SEED = 42  # params.yaml's first seed, which the stage uses without --seed
-TWO_CORES = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else []
+MODELS = ("mlp_bn", "mlp_l2", "simple_cnn", "cnn_da_dropout", "resnet")
+ONE_CORE = sorted(os.sched_getaffinity(0))[:1] if hasattr(os, "sched_getaffinity") else None
 
 
 def _weights_sha256(model_id: str) -> str:
-    weights = keras.saving.load_model(model_path(model_id, SEED)).get_weights()
+    weights = load_model(model_path(model_id, SEED)).get_weights()
     return hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights)).hexdigest()
+
+
+def _files_sha256(*paths: Path) -> str:
+    """One digest of every file under `paths`, names included: what DVC hashes of the stage
+    (run.json apart: it names the thread count, which these tests vary)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file() and file.name != "run.json":
+                digest.update(file.as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
 
 
 def run_stage(
     model_id: str, cores: list[int] | None = None, threads: int | None = None
 ) -> tuple[dict[str, str], dict[str, int]]:
-    """Run train@<id> in a fresh process (on `cores` only and with $TRAIN_THREADS=`threads`, if
-    given); digests of what it wrote."""
+    """Run train@<id> in a fresh process (on `cores` only and with train.threads = `threads`,
+    if given); digests of what it wrote, and the thread pools it used."""
     shutil.rmtree(live_dir(model_id, SEED), ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("ONEDNN_MAX_CPU_ISA", None)  # the stage sets it from train.cpu_isa
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    env.pop("TRAIN_THREADS", None)
     if threads is not None:
-        env["TRAIN_THREADS"] = str(threads)
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["train"]["threads"] = threads
+        Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     def pin() -> None:
         if cores is not None:
@@ -55,11 +71,13 @@ def run_stage(
         [sys.executable, "-m", "src.train", model_id], env=env, capture_output=True, text=True, preexec_fn=pin
     )
     assert result.returncode == 0, result.stderr
-    run = json.loads((live_dir(model_id, SEED) / "run.json").read_text())
+    outputs = live_dir(model_id, SEED)
+    run = json.loads((outputs / "run.json").read_text())
+    without_threads = {key: value for key, value in run.items() if key != "threads"}
     return {
-        "metrics_sha256": hashlib.sha256(
-            (live_dir(model_id, SEED) / "metrics.json").read_bytes()
-        ).hexdigest(),
+        "run_sha256": hashlib.sha256(json.dumps(without_threads, sort_keys=True).encode()).hexdigest(),
+        "outputs_sha256": _files_sha256(outputs, model_path(model_id, SEED)),
+        "metrics_sha256": hashlib.sha256((outputs / "metrics.json").read_bytes()).hexdigest(),
         "predictions_sha256": hashlib.sha256(predictions_path(model_id, SEED).read_bytes()).hexdigest(),
         "weights_sha256": _weights_sha256(model_id),
         "kernels_isa": run["cpu_isa"]["kernels_isa"],
@@ -67,43 +85,38 @@ def run_stage(
 
 
 @pytest.mark.skipif("avx2" not in cpu_flags(), reason="the recorded digests are of AVX2 kernels")
-def test_the_same_bytes_as_the_recorded_run_on_any_avx2_cpu(in_prepared_project: Path) -> None:
-    """train.cpu_isa: avx2 gives the bytes an AVX2 machine gave, on AVX-512 machines too.
+@pytest.mark.parametrize("threads", [1, 4])
+@pytest.mark.parametrize("model_id", MODELS)
+def test_every_model_gives_the_recorded_bytes_with_any_thread_count(
+    in_prepared_project: Path, model_id: str, threads: int
+) -> None:
+    """train@<id> writes the recorded bytes (model file, weights, metrics, predictions, curves,
+    run.json but for its thread counts: everything DVC hashes) with one thread on one core and
+    with four threads (train.threads; 8 change the convolutions' gradients, so it is a param).
 
-    tests/golden/tiny_runs.json holds the digests of these runs as recorded with AVX2 kernels
-    and the library versions of requirements.lock (on an AVX-512 CPU capped at AVX2, which
-    reproduced an AVX2 machine's full study byte for byte). A change that alters the training
-    arithmetic on purpose updates them: `python -m tests.test_reproducible` (on any CPU with
-    AVX2) rewrites the file, and the diff shows what changed.
+    tests/golden/tiny_runs.json holds the digests recorded with two threads on the machine
+    docs/reproducibility.md names, of the other CPU maker than the machine that checked them,
+    with the library versions of requirements.lock and oneDNN capped at AVX2 (train.cpu_isa).
+    A change that alters the training arithmetic on purpose rerecords them: `python -m
+    tests.test_reproducible` (on any CPU with AVX2), and the diff shows what changed.
     """
-    model_id = "simple_cnn"  # in two shards; mlp_bn, unsplit, below
-    digests, threads = run_stage(model_id, cores=TWO_CORES or None)
-    assert digests["kernels_isa"] == "AVX2" and threads["train_threads"] == 2
+    cores = ONE_CORE if threads == 1 else None
+    digests, pools = run_stage(model_id, cores=cores, threads=threads)
+    assert digests["kernels_isa"] == "AVX2" and pools["train_threads"] == threads
     recorded = json.loads(GOLDEN.read_text())[model_id]
-    assert digests == recorded, (
-        f"{model_id} computed other bytes than the recorded AVX2 run (CPU flags: {sorted(cpu_flags())}); "
+    differ = sorted(key for key in recorded if digests[key] != recorded[key])
+    assert not differ, (
+        f"{model_id} with {threads} thread(s) computed other bytes ({', '.join(differ)}) than the "
+        f"recorded run, here on {cpuinfo_field('model name')}: tests/test_op_digests.py names the op; "
         "if the change of arithmetic is intended, rerun `python -m tests.test_reproducible`"
     )
-
-
-@pytest.mark.skipif("avx2" not in cpu_flags(), reason="the recorded digests are of AVX2 kernels")
-def test_one_core_and_one_thread_give_the_same_bytes(in_prepared_project: Path) -> None:
-    """The thread count does not change the arithmetic, nor does the core count: mlp_bn, whose
-    matrix products the intra-op threads split, on one core with one thread gives the bytes
-    recorded with two (what lets `make study JOBS=2` give each run half of the cores)."""
-    model_id = "mlp_bn"
-    digests, threads = run_stage(model_id, cores=TWO_CORES[:1] or None, threads=1)
-    assert threads["train_threads"] == 1 and threads["intra_op"] == 1
-    assert digests == json.loads(GOLDEN.read_text())[model_id]
 
 
 def _record() -> None:
     """Rewrite the recorded digests (run from the repository root)."""
     import tempfile
 
-    import yaml
-
-    from src.data import PREPARED_DIR
+    from src.paths import PREPARED_DIR
     from src.prepare import read_tarball, save_splits, split
     from tests import fake_cifar
     from tests.conftest import IMAGES_PER_BATCH, VAL_SIZE, tiny_params, write_params
@@ -117,7 +130,7 @@ def _record() -> None:
             split(read_tarball(tarball, IMAGES_PER_BATCH), VAL_SIZE, params["seed"]), work / PREPARED_DIR
         )
         os.chdir(work)
-        digests = {model_id: run_stage(model_id)[0] for model_id in ("mlp_bn", "simple_cnn")}
+        digests = {model_id: run_stage(model_id)[0] for model_id in MODELS}
     GOLDEN.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
 

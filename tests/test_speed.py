@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.speed import THREADS_VARIABLE, cpu_isa_record, threads_from_environment
+from src.speed import cpu_isa_record
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -30,17 +30,6 @@ def test_only_src_speed_touches_private_keras_or_tensorflow_names() -> None:
         offenders += [f"{path.relative_to(ROOT)}: {m.group()}" for m in PRIVATE.finditer(path.read_text())]
     assert offenders == []
     assert PRIVATE.search((ROOT / "src" / "speed" / "shards.py").read_text())  # the pattern finds them
-
-
-def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
-    assert threads_from_environment() == 2
-    monkeypatch.setenv(THREADS_VARIABLE, "1")
-    assert threads_from_environment() == 1
-    for bad in ("0", "two", "-1"):
-        monkeypatch.setenv(THREADS_VARIABLE, bad)
-        with pytest.raises(ValueError, match=f"TRAIN_THREADS={bad!r} is not a positive whole number"):
-            threads_from_environment()
 
 
 def test_cpu_isa_record_says_which_kernels_ran() -> None:

@@ -1,11 +1,11 @@
-"""The mechanics of training (src/training.py): scores, predictions, Ctrl-C."""
+"""The mechanics of training (src/training.py): scores, Ctrl-C."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from src.training import predictions_csv, scores
+from src.training import scores
 
 keras = pytest.importorskip("keras")
 
@@ -18,11 +18,6 @@ def test_scores_are_macro_averaged() -> None:
     # only classes 0 and 1 occur; the other eight count as 0 in the macro mean (zero_division=0)
     assert result["precision"] == pytest.approx((1.0 + 0.5) / 10, abs=1e-6)
     assert result["recall"] == pytest.approx((2 / 3 + 1.0) / 10, abs=1e-6)
-
-
-def test_predictions_csv_names_the_classes_in_test_order() -> None:
-    text = predictions_csv(np.array([0, 9, 3]), np.array([1, 9, 5]))
-    assert text == "actual,predicted\nairplane,automobile\ntruck,truck\ncat,dog\n"
 
 
 def test_ctrl_c_swallowed_during_a_step_still_stops_training() -> None:

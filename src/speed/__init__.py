@@ -1,5 +1,5 @@
 """Every speed lever of training, one switch each, and the only code that touches private
-Keras or TensorFlow names (tests/test_dvc_yaml.py checks that no other module does).
+Keras or TensorFlow names (tests/test_speed.py checks that no other module does).
 
 A lever changes how fast a step is computed, never which step: the same layers, recipe,
 batch, optimizer rule and images. Some change the rounding (the kernels, the fused
@@ -15,13 +15,13 @@ ARGS=--levers`; docs/performance.md has the table, its machine and date):
 | train steps per graph call | `train.steps_per_execution` | 25 over 1: 1.21x |
 | XLA | `train.jit_compile` | off by default: XLA was 2.68x slower |
 | batch shards side by side | a model's `cpu_shards` (src/speed/shards.py) | 1.29x |
-| thread pools | `TRAIN_THREADS` (environment) | see below |
+| thread pools | `train.threads` | see below |
 
-The thread count is the one lever outside params.yaml: it is a resource, not part of the
-arithmetic. With the thread pools sized as below, 1, 2 and 4 threads gave the same bytes
-for every model (docs/reproducibility.md; tests/test_reproducible.py trains on one core
-with one thread and on two with two), so DVC may reuse a run made with other threads, and
-`make study JOBS=2` gives each of two runs side by side half of the cores.
+The thread count decides the bytes too, past a point: 1, 2 and 4 intra-op threads gave the
+same bytes for every model, 8 did not (oneDNN's convolution weight gradients then split the
+batch among the threads; docs/reproducibility.md). So it is a param like the others, 2 by
+default, and never the machine's core count; tests/test_reproducible.py trains every model
+with 1 and with 4 threads against the 2-thread digests.
 """
 
 from __future__ import annotations
@@ -35,23 +35,11 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-THREADS_VARIABLE = "TRAIN_THREADS"
-DEFAULT_THREADS = 2
 ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
 PORTABLE_ISA = "AVX2"
 
 
 # --- thread pools -------------------------------------------------------------------------
-
-
-def threads_from_environment() -> int:
-    """TensorFlow's threads for this run: $TRAIN_THREADS, else 2 (what the recorded run used)."""
-    value = os.environ.get(THREADS_VARIABLE, "").strip()
-    if not value:
-        return DEFAULT_THREADS
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{THREADS_VARIABLE}={value!r} is not a positive whole number of threads")
-    return int(value)
 
 
 def configure_threads(shards: int, threads: int) -> None:

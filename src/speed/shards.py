@@ -37,11 +37,13 @@ import keras
 import tensorflow as tf
 from keras.src.models.functional import operation_fn as _with_call_context  # what Functional.call uses
 
+from src.layers import batch_normalization
+
 log = logging.getLogger(__name__)
 
 # This module runs Keras's functional graph walk and reads Keras internals (the call context,
 # cached logits, seed generators). The Keras releases whose internals it was checked against
-# (tests/test_shards.py, in float64): elsewhere it refuses to run rather than risk a silent
+# (tests/test_speed_shards.py, in float64): elsewhere it refuses to run rather than risk a silent
 # gradient error. To try another release, run those tests on it and add it here.
 CHECKED_KERAS = ("3.15.",)
 
@@ -141,8 +143,8 @@ def _synchronized_batch_norm(
     """keras.layers.BatchNormalization's training step with the statistics of all shards together.
 
     The same formulas as the layer's (tf.nn.moments: the mean, then the mean squared
-    distance from it; the moving-average update, once per batch), with sums over the shards
-    in place of means over one batch.
+    distance from it; the moving-average update, once per batch; src/layers.py's
+    normalisation), with sums over the shards in place of means over one batch.
     """
     dtype = keras.backend.result_type(parts[0].dtype, "float32")
     parts = [tf.cast(part, dtype) for part in parts]
@@ -165,7 +167,7 @@ def _synchronized_batch_norm(
     beta = tf.cast(layer.beta, dtype) if layer.center else None
     outputs = []
     for part in parts:
-        normalized = keras.ops.batch_normalization(
+        normalized = batch_normalization(
             part, mean, variance, axis=layer.axis, offset=beta, scale=gamma, epsilon=layer.epsilon
         )
         outputs.append(tf.cast(normalized, layer.compute_dtype))
