@@ -9,7 +9,7 @@ prepare` first): the same architecture, recipe (epochs, batch size, Adam, learni
 and seed as the train stage, trained the way the study did it: float32 arrays scaled to
 [0, 1] in NumPy, `model.fit` on them, TensorFlow's default kernels and Keras's Adam, one
 step per call. Then the test scores, beside the train stage's own
-(reports/train/<id>/metrics.json) where it has run, and the difference in points.
+(reports/train/<id>-<seed>/metrics.json) where it has run, and the difference in points.
 
 --pipeline-order feeds the study's way the train stage's batches, in the train stage's order
 (its seeded per-epoch shuffle of indices, scaled to float32 in [0, 1] on the way) instead of
@@ -65,9 +65,10 @@ def worker(
     choose_kernels(way, params.train)
     import numpy as np
 
+    from src.callbacks import epoch_lines
     from src.data import load_split
     from src.speed import onednn_enabled
-    from src.training import epoch_lines, fit, peak_rss_mib, prepare_model, scores, seed_everything
+    from src.training import fit, peak_rss_mib, prepare_model, scores, seed_everything
 
     seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs

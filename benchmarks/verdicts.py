@@ -19,7 +19,7 @@ as the pipeline does, and tested on all 10,000 test images:
 - `--splits` runs with split seeds 1, 2, ... (training seed 42): how much the data split moves
   the score, beside how much the training seed does.
 
-Then it applies the report's own verdict code (src.stats.judge) to `--draws` random draws of
+Then it applies the report's own verdict code (src.verdicts.judge) to `--draws` random draws of
 runs per procedure: A/A, two disjoint sets of seeds of the same params (a verdict of "better"
 or "worse" is a false alarm), and A/B, the same seeds before and after the change (the
 change's direction is known; a verdict of "better" is a catch). Procedures: one run each
@@ -86,9 +86,10 @@ def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) ->
     choose_kernels("pipeline", params.train)  # before TensorFlow loads, as the train stage does
     import keras
 
+    from src.callbacks import epoch_lines
     from src.download import TARGET
     from src.prepare import read_tarball
-    from src.training import epoch_lines, fit, prepare_model
+    from src.training import fit, prepare_model
 
     if not TARGET.is_file():
         raise SystemExit(f"{TARGET} not found: run `dvc repro download` first")
@@ -135,10 +136,11 @@ def _called(judgement: Any) -> bool:
     return judgement.p is not None and judgement.p < ALPHA and judgement.difference != 0
 
 
-def _mcnemar_called(judgement: Any, difference: float) -> bool:
-    from src.stats import ALPHA
+def _mcnemar_called(after: np.ndarray, before: np.ndarray) -> bool:
+    """McNemar's verdict between two runs (what one run a side once got; the test set's noise only)."""
+    from src.stats import ALPHA, mcnemar_p
 
-    return judgement.mcnemar_p is not None and judgement.mcnemar_p < ALPHA and difference != 0
+    return mcnemar_p(after, before) < ALPHA and after.mean() != before.mean()
 
 
 def rates(
@@ -146,7 +148,7 @@ def rates(
 ) -> list[dict[str, Any]]:
     """Per procedure: how often a verdict is called in A/A draws (false alarms) and how often
     "better" in A/B draws (catches). `before[i]`/`after[i]`: run i before and after the change."""
-    from src.stats import detectable_difference, judge
+    from src.verdicts import judge
 
     seeds = len(before)
     rows = []
@@ -158,7 +160,7 @@ def rates(
             called, judgement = a_a()
             alarms += called
             if detectable and draw < POWER_DRAWS:  # statsmodels' power solution is slow: a sample
-                size = detectable_difference(*judgement.seeds, judgement.spread or 0.0, "paired" in name)
+                size = judgement.detectable
                 if size is not None:
                     sizes.append(size)
             caught, _ = a_b()
@@ -177,25 +179,19 @@ def rates(
 
     def one_each_aa():  # type: ignore[no-untyped-def]
         i, j = pick(2)
-        judgement = judge({0: before[i]}, {1: before[j]}, details=False, power=False)
-        return _mcnemar_called(judgement, judgement.difference), judgement
+        return _mcnemar_called(before[i], before[j]), judge({0: before[i]}, {1: before[j]})
 
     def one_each_ab():  # type: ignore[no-untyped-def]
         (i,) = pick(1)
-        judgement = judge({0: after[i]}, {0: before[i]}, details=False, power=False)
-        return _mcnemar_called(judgement, judgement.difference) and judgement.difference > 0, judgement
+        judgement = judge({0: after[i]}, {0: before[i]})
+        return _mcnemar_called(after[i], before[i]) and judgement.difference > 0, judgement
 
     tally("one run each, McNemar (test set only)", one_each_aa, one_each_ab)
 
     def against(source: list[np.ndarray]):  # type: ignore[no-untyped-def]
         def draw():  # type: ignore[no-untyped-def]
             chosen = pick(REFERENCE_SEEDS + 1)
-            judgement = judge(
-                {int(chosen[0]): source[chosen[0]]},
-                {int(s): before[s] for s in chosen[1:]},
-                details=False,
-                power=False,
-            )
+            judgement = judge({int(chosen[0]): source[chosen[0]]}, {int(s): before[s] for s in chosen[1:]})
             return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
         return draw
@@ -216,8 +212,6 @@ def rates(
                 judgement = judge(
                     {int(s): source[s] for s in chosen[:n]},
                     {int(s): before[s] for s in chosen[n:]},
-                    details=False,
-                    power=False,
                 )
                 return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
@@ -230,19 +224,12 @@ def rates(
             judgement = judge(
                 {k: before[s] for k, s in enumerate(chosen[:n])},
                 {k: before[s] for k, s in enumerate(chosen[n:])},
-                details=False,
-                power=False,
             )
             return _called(judgement), judgement
 
         def paired_ab(n: int = n):  # type: ignore[no-untyped-def]
             chosen = pick(n)  # the same seeds before and after, as in a pull request
-            judgement = judge(
-                {int(s): after[s] for s in chosen},
-                {int(s): before[s] for s in chosen},
-                details=False,
-                power=False,
-            )
+            judgement = judge({int(s): after[s] for s in chosen}, {int(s): before[s] for s in chosen})
             return _called(judgement) and judgement.difference > 0, judgement
 
         tally(f"{n} against {n} seeds, paired t (same seeds)", paired_aa, paired_ab, True)

@@ -13,8 +13,9 @@ files are ignored), and writes the small, git-tracked reports a reviewer reads:
 - `reports/predictions/<id>-<seed>.csv`: each run's test predictions (actual, predicted
   class), for the confusion matrices in `dvc plots` and for statistics without retraining;
 - `reports/statistics.json`: each score's 95% interval per model, and every pair of models
-  judged as `make report` judges a change (src/stats.py: seed-level test, Holm-corrected p,
-  interval, P(first > second), the smallest difference the seeds could detect);
+  judged as `make report` judges a change (src/verdicts.py: seed-level test, Holm-corrected p,
+  the interval that test inverts, P(first > second), the smallest difference the seeds could
+  detect);
 - `reports/comparison.csv` and `reports/comparison.md`: the study's table with intervals
   and parameter counts, the pairwise verdicts, and the original study's numbers for context;
 - `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from src import figures, stats, tables
+from src import figures, tables, verdicts
 from src import predictions as run_predictions
 from src.cli import StageError, run_stage
 from src.data import CLASSES
@@ -174,7 +175,7 @@ def compare(params: Params) -> pd.DataFrame:
     predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
     labels = checked_answers(params, runs, predictions)  # every run, before anything is written
     scores_by_seed = {m: runs[runs["id"] == m].set_index("seed")[list(SCORES)] for m in params.models}
-    summary = stats.summary(labels, scores_by_seed, len(CLASSES))
+    summary = verdicts.summary(labels, scores_by_seed, len(CLASSES))
     table = tables.with_intervals(table, summary)
     _write_each(METRICS_DIR, ".json", scores)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)

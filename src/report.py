@@ -3,10 +3,11 @@
     python -m src.report --ref main        (or: make report REF=main)
 
 Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
-the change is beyond the noise of retraining (src/stats.py `judge`, on the two revisions'
+the change is beyond the noise of retraining (src/verdicts.py `judge`, on the two revisions'
 test predictions of that model: a t-test over seeds with several seeds a side, paired where
-the seeds match; one new run against the other side's seeds; no verdict from one seed a
-side, where McNemar's p is shown as the test set's noise only), the per-model metric
+at least two seeds match; one new run against the other side's seeds; no verdict from one
+seed a side, where McNemar's p between the runs of the same seed is shown as the test set's
+noise only), Holm-corrected over the models judged, the per-model metric
 changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the
 current comparison table, and the figures that changed, the way a reviewer reads them. The CML
 workflow posts it as a pull-request comment.
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from src import predictions as run_predictions
-from src import stats
+from src import verdicts
 from src.cli import StageError, run_stage
 from src.files import write_text
 from src.paths import (
@@ -36,7 +37,8 @@ from src.paths import (
     STATISTICS,
     split_run_name,
 )
-from src.tables import markdown_table
+from src.stats import format_p
+from src.tables import markdown_table, probability
 
 REPORT = PR_REPORT
 
@@ -106,22 +108,17 @@ def seed_spread(ref: str | None, model_id: str) -> float | None:
     return model.get("accuracy", {}).get("sd")
 
 
-def model_verdicts(ref: str) -> list[dict[str, Any]]:
+def model_verdicts(ref: str) -> tuple[list[dict[str, Any]], str]:
     """For every model whose scores differ from `ref`: the accuracy change and whether it is
-    beyond the noise of retraining (`stats.judge`: several seeds a side, a t-test over seeds,
-    paired where the seeds match; one new run against several, the t prediction interval;
-    one seed each, no verdict, with the model's seed spread from the recorded run)."""
-    verdicts = []
+    beyond the noise of retraining (`verdicts.judge`), the verdicts Holm-corrected together
+    (`verdicts.family`); and the line that says what error rate they hold to."""
+    rows: list[dict[str, Any]] = []
+    judged: list[verdicts.Judgement] = []
     for model_id in _listed(None, METRICS_DIR, ".json"):
         old, new = (_scores(revision, model_id) for revision in (ref, None))
         if old is None and new is not None:
-            verdicts.append(
-                {
-                    "model": model_id,
-                    "accuracy": f"– → {new['accuracy']:.4f}",
-                    "verdict": f"no scores at {ref}",
-                }
-            )
+            added = f"– → {new['accuracy']:.4f}"
+            rows.append({"model": model_id, "accuracy": added, "verdict": f"no scores at {ref}"})
             continue
         if old is None or new is None or old == new:
             continue
@@ -132,24 +129,33 @@ def model_verdicts(ref: str) -> list[dict[str, Any]]:
             "change": f"{100 * (new['accuracy'] - old['accuracy']):+.2f} pts",
         }
         if not before or not after:
-            verdicts.append(row | {"verdict": "not tested: no predictions to compare"})
+            rows.append(row | {"verdict": "not tested: no predictions to compare"})
             continue
         if set(after) <= set(before) and all(np.array_equal(after[s], before[s]) for s in after):
             continue  # the same runs, fewer of them (a quick experiment with one seed): nothing changed
         spread = seed_spread(ref, model_id) or seed_spread(None, model_id)
-        judged = stats.judge(after, before, spread_hint=spread)
-        better = judged.p_better
-        row |= {
-            "seeds (new, old)": f"{len(after)}, {len(before)}",
-            "test": judged.test,
-            "P(new > old)": "–" if better is None else f"{better[0]:.2f} [{better[1]:.2f}, {better[2]:.2f}]",
-            "verdict": judged.verdict(),
-            "McNemar p (test set only)": "–"
-            if judged.mcnemar_p is None
-            else stats.format_p(judged.mcnemar_p),
-        }
-        verdicts.append(row)
-    return verdicts
+        rows.append(row | {"judgement": len(judged)})
+        judged.append(verdicts.judge(after, before, spread_hint=spread))
+    corrected = verdicts.family(judged)
+    for row in rows:
+        if "judgement" in row:
+            row.update(_verdict_columns(corrected[row.pop("judgement")]))
+    return rows, verdicts.family_line(judged)
+
+
+def _verdict_columns(judged: verdicts.Judgement) -> dict[str, str]:
+    interval = judged.interval
+    mcnemar = "–" if judged.mcnemar is None else f"{format_p(judged.mcnemar[0])} ({judged.mcnemar[1]})"
+    return {
+        "seeds (new, old)": f"{judged.seeds[0]}, {judged.seeds[1]}",
+        "test": judged.test,
+        "interval": "–"
+        if interval is None
+        else f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}] pts ({100 * (1 - judged.alpha):.1f}%)",
+        "P(new > old)": probability(judged.p_better, judged.seed_pairs),
+        "verdict": judged.verdict(),
+        "McNemar p (test set only)": mcnemar,
+    }
 
 
 def _check_ref(ref: str) -> None:
@@ -173,11 +179,13 @@ def build_report(ref: str) -> str:
     metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", str(METRICS_DIR))
     params = _run("dvc", "params", "diff", ref, "--md")
     comparison = COMPARISON_CSV
-    verdicts = model_verdicts(ref)
+    rows, family = model_verdicts(ref)
     sections = [
         f"# Results against `{ref}`",
         "## Beyond noise?",
-        pd.DataFrame(verdicts).to_markdown(index=False) if verdicts else "_No model's scores changed._",
+        f"{pd.DataFrame(rows).to_markdown(index=False)}\n\n{family}"
+        if rows
+        else "_No model's scores changed._",
         "## Metrics (test set, per model)",
         metrics or "_No metric changed._",
         "## Parameters",

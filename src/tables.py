@@ -1,6 +1,6 @@
 """The comparison's tables: the study's table per model and the model-against-model verdicts.
 
-Pure functions of the collected runs and the statistics (src/stats.py); the compare stage
+Pure functions of the collected runs and the statistics (src/verdicts.py); the compare stage
 writes them as `reports/comparison.{csv,md}`, and `make report` reuses `markdown_table`.
 """
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from src import stats
 from src.params import Params
+from src.stats import format_p
 
 SCORES = ("accuracy", "precision", "recall", "f1")
 METRIC_KEYS = (*SCORES, "param_count", "trainable_params", "non_trainable_params", "epochs")
@@ -56,10 +56,15 @@ def _points(value: float | None, sign: str = "+") -> str:
     return "–" if value is None else f"{100 * value:{sign}.2f}"
 
 
+def probability(p_better: float | None, seed_pairs: int) -> str:
+    """P(A > B) with the number of pairs of runs it rests on (no interval: too few to be honest)."""
+    return "–" if p_better is None else f"{p_better:.2f} ({seed_pairs} pairs of runs)"
+
+
 def pairs_markdown(params: Params, summary: dict[str, Any]) -> str:
     """The pairwise comparisons as a table, with one verdict each (naming the better model)."""
     names = {model_id: config.display_name for model_id, config in params.models.items()}
-    one_seed = all(pair["p"] is None for pair in summary["pairs"])
+    one_seed = all(pair["test"] == "one seed each" for pair in summary["pairs"])
     rows = []
     for pair in summary["pairs"]:
         decided = pair["verdict"]
@@ -69,20 +74,19 @@ def pairs_markdown(params: Params, summary: dict[str, Any]) -> str:
         row = {
             "models": f"{names[pair['a']]} − {names[pair['b']]}",
             "accuracy difference": f"{_points(pair['difference'])} pts",
-            "95% interval": "–"
+            "interval (Holm level)": "–"
             if pair["low"] is None
-            else f"[{_points(pair['low'])}, {_points(pair['high'])}]",
+            else f"[{_points(pair['low'])}, {_points(pair['high'])}] ({100 * pair['confidence']:.1f}%)",
             "test": pair["test"],
         }
         if one_seed:
-            row["McNemar p (test set only)"] = stats.format_p(pair["mcnemar_p"])
+            mcnemar = pair["mcnemar_p"]
+            runs = pair["mcnemar_runs"]
+            row["McNemar p (test set only)"] = "–" if mcnemar is None else f"{format_p(mcnemar)} ({runs})"
         else:
-            row["p"] = "–" if pair["p"] is None else stats.format_p(pair["p"])
-            row["p (Holm)"] = "–" if pair["p_holm"] is None else stats.format_p(pair["p_holm"])
-            better = pair["p_a_better"]
-            row["P(first > second)"] = (
-                "–" if better is None else f"{better[0]:.2f} [{better[1]:.2f}, {better[2]:.2f}]"
-            )
+            row["p"] = "–" if pair["p"] is None else format_p(pair["p"])
+            row["p (Holm)"] = "–" if pair["p_holm"] is None else format_p(pair["p_holm"])
+            row["P(first > second)"] = probability(pair["p_a_better"], pair["seed_pairs"])
         row["verdict"] = decided
         rows.append(row)
     return pd.DataFrame(rows).to_markdown(index=False)
@@ -119,9 +123,12 @@ def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]
         spread = "mean ± standard deviation over seeds; the interval is the t interval of the mean over seeds"
         method = (
             f"a paired t-test over the {seeds} seeds (each seed trains every model), Holm-corrected for the "
-            f"{len(summary['pairs'])} comparisons; a gap is called only where that p is below 0.05. The "
-            "interval resamples seeds and test images; P(first > second) is the chance that a run of the "
-            "first model beats a run of the second"
+            f"{len(summary['pairs'])} comparisons, so that the chance of any false call in this table is at "
+            "most 5%; a gap is called only where the corrected p is below 0.05. The interval is the paired "
+            "t interval at the level the corrected test ran at (shown; at least 95%), so it excludes 0 "
+            'exactly where a gap is called; "within noise" quotes the gap the test would find four times '
+            "in five at that level. P(first > second) is the share of pairs of runs in which the first "
+            "model scores higher"
         )
     else:
         spread = "one seed; the accuracy interval is Wilson's, over the test images"

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from src import callbacks as callbacks_
 from src import predictions, training
 from src.cli import StageError, run_stage
 from src.data import load_split
@@ -108,10 +109,10 @@ def train(model_id: str, params: Params, seed: int | None = None) -> dict[str, A
     )
     with Live(str(out_dir), dvcyaml=None, save_dvc_exp=False) as live:
         live.log_params({"model_id": model_id, "seed": seed, **config.model_dump()})
-        with training.ctrl_c_recorded() as ctrl_c:
-            callbacks = [training.stop_on_ctrl_c(ctrl_c), training.dvclive_callback(live)]
+        with callbacks_.ctrl_c_recorded() as ctrl_c:
+            callbacks = [callbacks_.stop_on_ctrl_c(ctrl_c), callbacks_.dvclive_callback(live)]
             if not interactive:
-                callbacks.append(training.epoch_lines(config.epochs))
+                callbacks.append(callbacks_.epoch_lines(config.epochs))
             verbose = 1 if interactive else 0  # a terminal gets Keras's progress bar
             started = time.perf_counter()
             training.fit(

@@ -4,14 +4,13 @@
     prepare_model(config, train_cfg, seed, threads)  -> compiled model (seeded, threads set)
     fit(model, config, train_cfg, train, val, seed, callbacks)
     plain_model(model), scores(y, y_pred)
-    callbacks: ctrl_c_recorded, stop_on_ctrl_c, epoch_lines, dvclive_callback
     run records: versions(), host(), peak_rss_mib(), count_weights(weights)
 
 Training runs on Keras's TensorFlow backend (tf.data, DVCLive's Keras callback and every
 speed lever are TensorFlow's); the model builders themselves are plain Keras. The speed
-levers live in src/speed/, the only code that touches private Keras or TensorFlow names.
-TensorFlow is imported inside the functions, so that `src.speed.configure_tensorflow` can
-choose its kernels first.
+levers live in src/speed/, the only code that touches private Keras or TensorFlow names; the
+callbacks (Ctrl-C, one line per epoch, DVCLive) in src/callbacks.py. TensorFlow is imported
+inside the functions, so that `src.speed.configure_tensorflow` can choose its kernels first.
 """
 
 from __future__ import annotations
@@ -21,10 +20,7 @@ import logging
 import os
 import platform
 import resource
-import signal
 import sys
-import threading
-import time
 from importlib import metadata
 from typing import Any
 
@@ -257,68 +253,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 def count_weights(weights: list) -> int:  # type: ignore[type-arg]
     return int(sum(np.prod(w.shape) for w in weights))
-
-
-# --- callbacks ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def ctrl_c_recorded():  # type: ignore[no-untyped-def]
-    """Record Ctrl-C while training, besides raising KeyboardInterrupt as usual.
-
-    Under load we saw training go on after Ctrl-C: a KeyboardInterrupt raised while
-    TensorFlow's native code runs can get lost there. The record lets `stop_on_ctrl_c` raise
-    it again at the next batch.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def stop_on_ctrl_c(received: list[int]):  # type: ignore[no-untyped-def]
-    import keras
-
-    class StopOnCtrlC(keras.callbacks.Callback):
-        def _check(self, *args: object, **kwargs: object) -> None:
-            if received:
-                raise KeyboardInterrupt
-
-        on_train_batch_end = on_test_batch_end = on_epoch_end = _check
-
-    return StopOnCtrlC()
-
-
-def epoch_lines(epochs: int, file: Any = None):  # type: ignore[no-untyped-def]
-    """One plain line per epoch for logs (CI, `dvc repro > log`): no progress bar, no control characters."""
-    import keras
-
-    class EpochLine(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            values = "  ".join(f"{key} {float(value):.4f}" for key, value in (logs or {}).items())
-            seconds = time.perf_counter() - self.started
-            print(f"epoch {epoch + 1}/{epochs}  {values}  ({seconds:.1f} s)", file=file, flush=True)
-
-    return EpochLine()
-
-
-def dvclive_callback(live):  # type: ignore[no-untyped-def]
-    from dvclive.keras import DVCLiveCallback
-
-    return DVCLiveCallback(live=live)
 
 
 # --- run records --------------------------------------------------------------------------

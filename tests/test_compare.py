@@ -128,7 +128,8 @@ def test_statistics_give_intervals_and_pairwise_verdicts(reported: Path) -> None
     markdown = Path("reports/comparison.md").read_text()
     assert "## Model against model" in markdown and "McNemar p (test set only)" in markdown
     [row] = [line for line in markdown.splitlines() if "MLP with BatchNorm − MLP with L2 " in line]
-    assert "-10.00 pts" in row and "no verdict: one seed per side cannot tell" in row and "0.002" in row
+    assert "-10.00 pts" in row and "no verdict: one seed per side cannot tell" in row
+    assert "0.002 (seed 42 against seed 42)" in row
 
 
 def test_predictions_that_disagree_with_the_metrics_are_refused(reported: Path) -> None:
@@ -196,6 +197,8 @@ def test_several_seeds_give_means_and_spreads(reported: Path, params_dict: dict)
     pairs = json.loads(Path("reports/statistics.json").read_text())["pairs"]
     assert all(pair["test"] == "paired t over 2 seeds" for pair in pairs)
     bn_l2 = pairs[0]
-    # 0.3, 0.4 against 0.4, 0.5: one tie (counts half) among four pairs; the same gap at both seeds
-    assert bn_l2["p_a_better"][0] == 0.125 and bn_l2["detectable"] is None
-    assert "P(first > second)" in Path("reports/comparison.md").read_text()
+    # 0.3, 0.4 against 0.4, 0.5: one tie (counts half) among four pairs; the same gap at both
+    # seeds: no spread to judge it against, so no verdict and no interval
+    assert bn_l2["p_a_better"] == 0.125 and bn_l2["seed_pairs"] == 4 and bn_l2["detectable"] is None
+    assert bn_l2["p"] is None and bn_l2["low"] is None and bn_l2["verdict"].startswith("no verdict: the gap")
+    assert "0.12 (4 pairs of runs)" in Path("reports/comparison.md").read_text()

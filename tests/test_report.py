@@ -8,17 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from src.report import model_verdicts
+from src import report
 from tests.test_compare import _predictions
 
 
-def _write(root: Path, model: str, accuracy: float, seeds: tuple[int, ...] = (42,)) -> None:
+def _write(
+    root: Path, model: str, accuracy: float, seeds: tuple[int, ...] = (42,), step: float = 0.0
+) -> None:
+    """A model's scores and its runs' predictions, seed k (in order) at accuracy + k * step."""
     (root / "reports/metrics").mkdir(parents=True, exist_ok=True)
     (root / "reports/predictions").mkdir(parents=True, exist_ok=True)
     scores = {"accuracy": accuracy, "precision": accuracy, "recall": accuracy, "f1": accuracy}
     (root / f"reports/metrics/{model}.json").write_text(json.dumps(scores))
-    for seed in seeds:
-        (root / f"reports/predictions/{model}-{seed}.csv").write_text(_predictions(accuracy, images=1000))
+    for k, seed in enumerate(seeds):
+        text = _predictions(accuracy + k * step, images=1000)
+        (root / f"reports/predictions/{model}-{seed}.csv").write_text(text)
+
+
+def model_verdicts(ref: str) -> list[dict]:
+    rows, family = report.model_verdicts(ref)
+    assert family.endswith(("5%.", "was run at."))
+    return rows
 
 
 @pytest.fixture()
@@ -44,7 +54,7 @@ def test_one_verdict_per_changed_model(reviewed: Path) -> None:
     # one seed a side: McNemar sees the test set's noise only, and gives no verdict
     assert (
         verdicts["jumpy"]["change"] == "+10.00 pts"
-        and verdicts["jumpy"]["McNemar p (test set only)"] == "< 0.001"
+        and verdicts["jumpy"]["McNemar p (test set only)"] == "< 0.001 (seed 42 against seed 42)"
     )
     assert verdicts["jumpy"]["verdict"].startswith("no verdict: one seed per side cannot tell")
     assert verdicts["nudged"]["verdict"].startswith("no verdict")
@@ -55,16 +65,32 @@ def test_several_seeds_on_both_sides_use_the_seed_level_test(reviewed: Path) -> 
     for model, before, after in (("jumpy", 0.60, 0.70),):
         for path in (reviewed / "reports/predictions").glob(f"{model}-*.csv"):
             path.unlink()
-        _write(reviewed, model, before, seeds=(1, 2, 3))
+        _write(reviewed, model, before, seeds=(1, 2, 3), step=0.01)
         subprocess.run(["git", "add", "-A"], check=True)
         subprocess.run(
             ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "seeds"],
             check=True,
         )
-        _write(reviewed, model, after, seeds=(1, 2, 3))
+        _write(reviewed, model, after, seeds=(1, 2, 3), step=0.015)
     [row] = model_verdicts("HEAD")
     assert row["test"] == "paired t over 3 seeds" and row["verdict"].startswith("better")
-    assert row["P(new > old)"].startswith("1.00")
+    assert row["P(new > old)"] == "1.00 (9 pairs of runs)" and row["interval"].endswith("(95.0%)")
+    _write(reviewed, "jumpy", 0.61, seeds=(1, 2, 3), step=0.01)  # one image more at every seed... x10
+    [row] = model_verdicts("HEAD")
+    assert row["verdict"].startswith("no verdict: the gap is +1.00 pts at every seed")
+
+
+def test_verdicts_of_one_report_are_corrected_together(reviewed: Path) -> None:
+    for model in ("jumpy", "nudged", "steady"):
+        (reviewed / f"reports/predictions/{model}-42.csv").unlink()
+        _write(reviewed, model, 0.60, seeds=(1, 2, 3), step=0.02)
+    _commit("three seeds each")
+    _write(reviewed, "jumpy", 0.70, seeds=(1, 2, 3), step=0.025)
+    _write(reviewed, "nudged", 0.605, seeds=(1, 2, 3), step=0.019)
+    rows, family = report.model_verdicts("HEAD")
+    assert family.startswith("The 2 seed-level verdicts are Holm-corrected together")
+    jumpy = {row["model"]: row for row in rows}["jumpy"]
+    assert jumpy["verdict"].startswith("better") and not jumpy["interval"].endswith("(95.0%)")
 
 
 def _commit(message: str) -> None:

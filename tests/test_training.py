@@ -24,7 +24,7 @@ def test_ctrl_c_swallowed_during_a_step_still_stops_training() -> None:
     import contextlib
     import signal
 
-    from src.training import ctrl_c_recorded, stop_on_ctrl_c
+    from src.callbacks import ctrl_c_recorded, stop_on_ctrl_c
 
     before = signal.getsignal(signal.SIGINT)
     with ctrl_c_recorded() as received:

@@ -5,10 +5,10 @@ convolutions ran 1.4x faster on two cores than on one, but 1.7x faster as two sh
 images side by side, one core each (2-core AVX2 machine, oneDNN kernels). Splitting the
 batch into one shard per core, running every shard's forward and backward pass concurrently
 on one thread each, and summing the gradients does the same computation as the whole batch
-at once, the way multi-GPU data parallelism does, and trained the two small CNNs here 1.2x
-to 1.3x faster on two cores (`make bench ARGS=--levers` measures it). It is what `cpu_shards` in a
-models entry of params.yaml turns on; the count is a parameter, never the machine's core
-count, because the split decides the order in which gradients are summed.
+at once, the way multi-GPU data parallelism does, and trained the two small CNNs here 1.2x to
+1.3x faster on two cores (`make bench ARGS=--levers`). `cpu_shards` in a models entry of
+params.yaml turns it on; the count is a parameter, never the machine's core count, because the
+split decides the order in which gradients are summed.
 
 The same computation: the loss is the mean over the whole batch, taken from the logits as
 Keras takes it from an unsplit softmax output, so the gradients are the batch's;
@@ -16,15 +16,14 @@ BatchNormalization takes its statistics over the whole batch (summed across the 
 synchronized BatchNorm does across GPUs) and updates its moving averages once per batch.
 Random layers (Dropout, augmentation) draw their random numbers once for the whole batch,
 so they draw exactly the unsplit model's, and their seed generators step once per batch.
-Dropout then runs on the whole batch, reassembled from the shards (the shards wait for each
-other there); the random image layers (flips, shifts, zooms, rotations) transform each
-shard's images with that shard's slice of the draws, side by side, the same pixels as
-unsplit (CNN with DA and Dropout: about 12% faster on two cores than transforming the whole
-batch on one). Only the rounding order differs, and reruns stay bit-identical. Layers that
-mix the images of a batch in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
+Dropout then runs on the whole batch, reassembled from the shards (which wait for each other
+there); the random image layers (flips, shifts, zooms, rotations) transform each shard's
+images with its slice of the draws, side by side, the same pixels as unsplit (CNN with DA and
+Dropout: about 12% faster on two cores than transforming the whole batch on one). Only the
+rounding order differs, and reruns stay bit-identical. Layers that mix the images of a batch
+in other ways are not split (`_PER_IMAGE_LAYERS` lists what can be).
 
-TensorFlow backend only; the trained model is the plain Keras model, saved without any of
-this.
+TensorFlow backend only; the trained model is the plain Keras model, saved without any of this.
 """
 
 from __future__ import annotations
@@ -41,10 +40,9 @@ from src.layers import batch_normalization
 
 log = logging.getLogger(__name__)
 
-# This module runs Keras's functional graph walk and reads Keras internals (the call context,
-# cached logits, seed generators). The Keras releases whose internals it was checked against
-# (tests/test_speed_shards.py, in float64): elsewhere it refuses to run rather than risk a silent
-# gradient error. To try another release, run those tests on it and add it here.
+# This module runs Keras's functional graph walk and reads Keras internals (call context, cached
+# logits, seed generators). It was checked (tests/test_speed_shards.py, float64) against these
+# Keras releases only, and elsewhere refuses to run rather than risk a silent gradient error.
 CHECKED_KERAS = ("3.15.",)
 
 
