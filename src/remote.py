@@ -20,9 +20,9 @@ was already pushed; `dvc repro --pull` restores a pushed stage instead of traini
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
+from src import dvc_command
 from src.cli import StageError, run_stage
 
 COMMANDS = ("push", "pull", "fetch", "repro", "status")
@@ -58,16 +58,11 @@ FAULTS = (
 )
 
 
-def _dvc_output(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
 def describe_remote(name: str | None = None) -> tuple[str, str, str]:
     """The remote's name, URL and endpoint ("" where not set), as DVC's config has them."""
-    name = name or _dvc_output("remote", "default") or "(no default remote)"
-    url = _dvc_output("config", f"remote.{name}.url")
-    endpoint = _dvc_output("config", f"remote.{name}.endpointurl")
+    name = name or dvc_command.value("remote", "default") or "(no default remote)"
+    url = dvc_command.value("config", f"remote.{name}.url")
+    endpoint = dvc_command.value("config", f"remote.{name}.endpointurl")
     return name, url, endpoint
 
 
@@ -97,21 +92,12 @@ def run(args: list[str]) -> None:
     """Run `dvc <args>`, showing its output as it goes; raise StageError with one line on failure."""
     if not args or args[0] not in COMMANDS:
         raise StageError(f"usage: python -m src.remote {{{','.join(COMMANDS)}}} [dvc's arguments]")
-    process = subprocess.Popen(
-        ["dvc", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    lines = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        lines.append(line)
-    returncode = process.wait()
+    returncode, output = dvc_command.stream(*args)
     if returncode != 0:
         remote = None
         if "-r" in args[:-1]:
             remote = args[args.index("-r") + 1]
-        raise StageError(diagnose("".join(lines), returncode, " ".join(args), describe_remote(remote)))
+        raise StageError(diagnose(output, returncode, " ".join(args), describe_remote(remote)))
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from src import dvc_command, verdicts
 from src import predictions as run_predictions
-from src import verdicts
 from src.cli import StageError, run_stage
 from src.files import write_text
 from src.paths import (
@@ -176,8 +176,10 @@ def _check_ref(ref: str) -> None:
 def build_report(ref: str) -> str:
     _check_ref(ref)
     # the four scores per model only: timings vary run to run and data facts are not scores
-    metrics = _run("dvc", "metrics", "diff", ref, "--md", "--precision", "4", "--targets", str(METRICS_DIR))
-    params = _run("dvc", "params", "diff", ref, "--md")
+    metrics = dvc_command.run(
+        "metrics", "diff", ref, "--md", "--precision", "4", "--targets", str(METRICS_DIR)
+    )
+    params = dvc_command.run("params", "diff", ref, "--md")
     comparison = COMPARISON_CSV
     rows, family = model_verdicts(ref)
     sections = [

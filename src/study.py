@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from src import dvc_command
 from src.cli import StageError, run_stage
 from src.files import write_text
 from src.params import PARAMS_FILE, load_params
@@ -46,34 +47,6 @@ def poll_interval(elapsed: float) -> float:
     return min(30.0, max(2.0, elapsed / 20))
 
 
-def _dvc(*args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise StageError(f"`dvc {' '.join(args)}` failed:\n{(result.stdout + result.stderr).strip()}")
-    return result.stdout
-
-
-def _stream(*args: str) -> None:
-    """Run a dvc command with its output shown as it goes."""
-    if subprocess.run(["dvc", *args]).returncode != 0:
-        raise StageError(f"`dvc {' '.join(args)}` failed (its output is above)")
-
-
-def _tee(*args: str) -> str:
-    """Run a dvc command with its output shown as it goes; return the output."""
-    lines = []
-    with subprocess.Popen(
-        ["dvc", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-    if process.returncode != 0:
-        raise StageError(f"`dvc {' '.join(args)}` failed (its output is above)")
-    return "".join(lines)
-
-
 def set_seeds(seeds: list[int], params_file: Path = PARAMS_FILE) -> None:
     """Set params.yaml's `seeds`, keeping its comments, as `dvc exp run -S` does."""
     from dvc.utils.hydra import apply_overrides
@@ -83,7 +56,7 @@ def set_seeds(seeds: list[int], params_file: Path = PARAMS_FILE) -> None:
 
 def outdated_training_stages() -> list[str]:
     """The train@<id>-<seed> stages that `dvc status` reports out of date."""
-    status = json.loads(_dvc("status", "--json") or "{}")
+    status = json.loads(dvc_command.run("status", "--json") or "{}")
     return [stage for stage in status if stage.startswith("train@")]
 
 
@@ -106,7 +79,7 @@ def longest_first(stages: list[str], timings_dir: Path = TIMINGS_DIR) -> list[st
 def _queue_states(names: set[str]) -> dict[str, str]:
     """Our queued experiments' states from `dvc queue status` (Queued, Running, Success, Failed)."""
     states = {}
-    for line in _dvc("queue", "status").splitlines():
+    for line in dvc_command.run("queue", "status").splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[1] in names:
             states[fields[1]] = fields[-1]
@@ -117,20 +90,20 @@ def run_queue(stages: list[str], jobs: int) -> dict[str, str]:
     """Queue each stage as an experiment, run `jobs` at a time; returns {experiment: stage}."""
     names: dict[str, str] = {}
     for stage in stages:
-        output = _dvc("exp", "run", "--queue", stage)
+        output = dvc_command.run("exp", "run", "--queue", stage)
         found = re.search(r"Queued experiment '([^']+)'", output)
         if found is None:
             raise StageError(f"could not queue {stage}: {output.strip()}")
         names[found.group(1)] = stage
     threads = load_params().train.threads
     print(f"training {len(stages)} runs, {jobs} at a time, {threads} thread(s) each", flush=True)
-    _dvc("queue", "start", "--jobs", str(jobs))
+    dvc_command.run("queue", "start", "--jobs", str(jobs))
     started = time.monotonic()
     try:
         _wait(names, started)
     except KeyboardInterrupt:
-        _dvc("queue", "kill", *names, check=False)
-        _dvc("queue", "remove", *names, check=False)
+        dvc_command.run("queue", "kill", *names, check=False)
+        dvc_command.run("queue", "remove", *names, check=False)
         raise
     return names
 
@@ -171,19 +144,19 @@ def study(jobs: int, seeds: list[int] | None = None) -> None:
     if seeds is not None:
         set_seeds(seeds)
     load_params()  # a malformed params.yaml fails here, in one line, before anything runs
-    _stream("repro", "prepare")
+    dvc_command.stream_checked("repro", "prepare")
     stages = outdated_training_stages()
     if jobs == 1 or len(stages) < 2:
-        _stream("repro")
+        dvc_command.stream_checked("repro")
         return
     names = run_queue(longest_first(stages), jobs)
     # the workspace's dvc.lock may name outputs that were never here (a fresh clone): then DVC
     # would train such a stage again rather than look in the run-cache; the queued runs' own
     # entries name what they just put in the cache
     _merge(_experiment_lock_entries(names))
-    output = _tee("repro")
+    output = dvc_command.stream_checked("repro")
     retrained = [stage for stage in re.findall(r"Running stage '([^']+)'", output) if stage in stages]
-    _dvc("exp", "remove", *names, check=False)
+    dvc_command.run("exp", "remove", *names, check=False)
     if retrained:  # the run-cache did not hold them: the results are right, only slower
         print(f"warning: {', '.join(retrained)} trained again in the workspace", file=sys.stderr)
 
