@@ -11,7 +11,9 @@ STAMP := $(VENV)/.installed$(if $(strip $(EXTRAS)),-$(subst $(empty) $(empty),-,
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-JOBS ?= 1
+JOBS ?= auto
+SCHEDULER ?= local
+SBATCH_ARGS ?=
 
 .PHONY: setup setup-gpu repro study test test-fast lint format report bench
 
@@ -26,11 +28,11 @@ setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, N
 	$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
 	@echo "GPU build installed. Training stays on the CPU until params.yaml says train.device: gpu (docs/gpus.md)."
 
-repro: setup  ## run the whole study (only the stages whose inputs changed); REPRO_FLAGS=--pull restores from the remote
-	dvc repro $(REPRO_FLAGS)
+repro: setup  ## run the whole study (only the stages whose inputs changed), as many runs side by side as the cores allow; JOBS=1 one at a time; REPRO_FLAGS=--pull restores from the remote
+	python -m src.study --jobs $(JOBS) $(REPRO_FLAGS)
 
-study: setup  ## the study with JOBS training runs side by side (same bytes): make study JOBS=2 SEEDS="42 1 2"
-	python -m src.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS))
+study: setup  ## make repro with options: JOBS=N, SEEDS="42 1 2", SCHEDULER=slurm SBATCH_ARGS="-p gpu --gres=gpu:1"
+	python -m src.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)")
 
 test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
 	pytest

@@ -27,10 +27,10 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
-def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """`dvc <args>`, its output captured; its stdout. On failure (with `check`) one StageError
-    that quotes DVC's output."""
-    result = subprocess.run(command(*args), capture_output=True, text=True, env=environment(env))
+def run(*args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """`dvc <args>` (in `cwd`), its output captured; its stdout. On failure (with `check`) one
+    StageError that quotes DVC's output."""
+    result = subprocess.run(command(*args), capture_output=True, text=True, env=environment(env), cwd=cwd)
     if check and result.returncode != 0:
         raise StageError(f"`dvc {' '.join(args)}` failed:\n{(result.stdout + result.stderr).strip()}")
     return result.stdout

@@ -52,13 +52,32 @@ def test_jobs_below_one_are_refused_in_one_line(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["error: --jobs 0: give 1 or more"]
+    assert result.stderr.strip().splitlines() == ["error: --jobs 0: give 1 or more, or auto"]
 
 
-def test_the_queue_is_watched_often_at_first_then_every_half_minute() -> None:
-    assert study.poll_interval(0) == 2.0
-    assert study.poll_interval(300) == 15.0
-    assert study.poll_interval(3600) == 30.0
+@pytest.mark.parametrize(("cores", "memory_gib", "jobs"), [(2, 20, 1), (16, 64, 8), (16, 10, 4), (1, 20, 1)])
+def test_auto_fills_the_cores_at_two_threads_a_run_within_the_memory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cores: int, memory_gib: int, jobs: int
+) -> None:
+    monkeypatch.setattr(study.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: 99999999 kB\nMemAvailable: {memory_gib * 2**20} kB\n")
+    real = study.Path
+    monkeypatch.setattr(study, "Path", lambda name: meminfo if name == "/proc/meminfo" else real(name))
+    assert study.default_jobs(threads=2) == jobs
+
+
+def test_the_progress_line_counts_runs_and_estimates_from_the_last_timings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports/timings").mkdir(parents=True)
+    for run, seconds in {"resnet-42": 600.0, "mlp_l2-42": 120.0}.items():
+        (tmp_path / f"reports/timings/{run}.json").write_text(json.dumps({"train_seconds": seconds}))
+    left = ["train@resnet-1", "train@mlp_l2-1", "train@resnet-2"]
+    line = study.progress_line(3, 6, ["train@resnet-1"], left, jobs=2)
+    assert line == "study: 3/6 runs done; running train@resnet-1; about 11 min left"  # 1,320 s over 2
+    assert study.progress_line(0, 1, [], ["train@new-1"], 1) == "study: 0/1 runs done; running none"
 
 
 def test_lock_entries_handed_on_are_merged_into_dvc_lock(tmp_path: Path) -> None:
