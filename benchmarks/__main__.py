@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
-from benchmarks import accuracy, prepare, speed, verdicts
+from benchmarks import accuracy, prepare, scaling, speed, verdicts
 
 BENCHMARKS = {
     "speed": speed.main,
     "accuracy": accuracy.main,
     "prepare": prepare.main,
     "verdicts": verdicts.main,
+    "scaling": scaling.main,
 }
 
 

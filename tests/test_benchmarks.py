@@ -256,3 +256,15 @@ def test_verdicts_benchmark_trains_seeds_and_splits_and_tallies_the_report_verdi
         [*command, "--from", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert json.loads(again.stdout.strip().splitlines()[-1])["mlp_l2"] == result
+
+
+def test_scaling_projection_schedules_the_longest_runs_first() -> None:
+    from benchmarks import scaling
+
+    assert scaling.wall_time([3.0, 2.0, 2.0, 1.0], slots=2) == 4.0  # 3+1 beside 2+2
+    assert scaling.wall_time([3.0, 2.0, 2.0, 1.0], slots=1) == 8.0
+    runs = {"resnet-42": 600.0, "mlp_l2-42": 100.0, "mlp_l2-1": 100.0}
+    one_at_a_time = scaling.project(runs, cores=2, threads=2, slowdown=1.35, overhead=0.0)
+    assert one_at_a_time == 800.0 + scaling.COMPARE_SECONDS  # one slot: nothing runs beside, no slowdown
+    two_at_a_time = scaling.project(runs, cores=4, threads=2, slowdown=1.0, overhead=0.0)
+    assert two_at_a_time == 600.0 + scaling.COMPARE_SECONDS
