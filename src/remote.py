@@ -88,8 +88,8 @@ def diagnose(output: str, returncode: int, command: str, remote: tuple[str, str,
     return f"`dvc {command}` failed: {reason}"
 
 
-def run(args: list[str]) -> None:
-    """Run `dvc <args>`, showing its output as it goes; raise StageError with one line on failure."""
+def run(args: list[str]) -> str:
+    """Run `dvc <args>`, showing its output as it goes; its output. One-line StageError on failure."""
     if not args or args[0] not in COMMANDS:
         raise StageError(f"usage: python -m src.remote {{{','.join(COMMANDS)}}} [dvc's arguments]")
     returncode, output = dvc_command.stream(*args)
@@ -98,6 +98,7 @@ def run(args: list[str]) -> None:
         if "-r" in args[:-1]:
             remote = args[args.index("-r") + 1]
         raise StageError(diagnose(output, returncode, " ".join(args), describe_remote(remote)))
+    return output
 
 
 def main() -> None:

@@ -90,3 +90,21 @@ def in_prepared_project(prepared_project: Path, tmp_path: Path, monkeypatch: pyt
     shutil.copytree(prepared_project, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture()
+def s3(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A real S3 API on 127.0.0.1 (moto's server, credentials enforced) and its throwaway key in
+    the environment, as a team's CI secrets would be."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("dvc_s3")
+    from tests import s3_server
+
+    server = s3_server.start()
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.REGION)
+    yield server
+    server.stop()

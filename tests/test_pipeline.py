@@ -32,6 +32,18 @@ PROJECT_FILES = [
 ]
 
 
+def copy_project(repo: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The project's PROJECT_FILES (and `extra` ones) copied into `repo`."""
+    for name in [*PROJECT_FILES, *extra]:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    return repo
+
+
 def _env() -> dict[str, str]:
     """The environment with this interpreter's `python` and `dvc` first on PATH."""
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -51,14 +63,7 @@ def _stages_run(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, project_params: dict, tiny_tarball: Path) -> Path:
     """The project copied into a fresh git repository, pointed at a tiny tarball."""
-    repo = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    repo = copy_project(tmp_path_factory.mktemp("project"))
     write_params(repo, tiny_params(project_params, tiny_tarball))
     _run(repo, "git", "init", "-q")
     _run(repo, "git", "config", "user.email", "ci@example.org")
@@ -291,24 +296,6 @@ def _committed_clone(repo: Path, clone: Path, models: list[str]) -> Path:
     params["models"] = {m: params["models"][m] for m in models}
     write_params(clone, params)
     return clone
-
-
-@pytest.fixture()
-def s3(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A real S3 API on 127.0.0.1 (moto's server, credentials enforced) and its throwaway key in
-    the environment, as a team's CI secrets would be."""
-    pytest.importorskip("moto.server")
-    pytest.importorskip("dvc_s3")
-    from tests import s3_server
-
-    server = s3_server.start()
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_access_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.REGION)
-    yield server
-    server.stop()
 
 
 def _use_s3(clone: Path, endpoint: str, url: str = "s3://team/cifar10") -> None:

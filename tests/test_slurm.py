@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from tests import slurm_cluster
-from tests.conftest import ROOT, tiny_params, write_params
-from tests.test_pipeline import PROJECT_FILES, _run
+from tests.conftest import tiny_params, write_params
+from tests.test_pipeline import _run, copy_project
 
 pytestmark = pytest.mark.slow
 MODELS = ["mlp_l2", "simple_cnn"]
@@ -56,14 +56,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurm_cluster.
 def project(tmp_path_factory: pytest.TempPathFactory, project_params: dict, tiny_tarball: Path) -> Path:
     """The project with two models and two seeds on tiny data, committed, and trained once
     by plain `dvc repro` for the bytes to compare with."""
-    import shutil
 
     repo = tmp_path_factory.mktemp("study")
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copy = shutil.copytree if source.is_dir() else shutil.copy
-        copy(source, target, **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}))
+    copy_project(repo)
     params = tiny_params(project_params, tiny_tarball)
     params["models"] = {model: params["models"][model] for model in MODELS}
     params["seeds"] = SEEDS

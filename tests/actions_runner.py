@@ -1,0 +1,277 @@
+"""A small stand-in for a GitHub Actions runner: runs a workflow's jobs from the workflow file.
+
+Each job gets a fresh clone (what `actions/checkout` does), a PATH without the project's
+environment but with a Python first on it (`actions/setup-python`), and its `run:` steps run in
+order as the runner runs them (`bash --noprofile --norc -eo pipefail`), with $GITHUB_OUTPUT,
+$GITHUB_ENV, $GITHUB_PATH and $GITHUB_STEP_SUMMARY honoured between steps. `${{ }}` expressions
+cover what study.yml uses (contexts, `fromJSON`, `||`, `&&`, `==`, `always()`); a job's `if:`
+without a status function also needs its `needs` to have succeeded. Artifacts go through a folder
+(`upload-artifact` refuses a second artifact of one name unless `overwrite`); `gh` is a stand-in
+that records what it was asked to post. The project's virtual environment stands in for what
+`make setup` would install (the tests cannot download it), so `make setup` finds it up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STATUS_FUNCTIONS = ("always()", "success()", "failure()", "cancelled()")
+
+
+@dataclass
+class JobResult:
+    result: str  # "success", "failure" or "skipped"
+    outputs: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+
+
+def _context(name: str, contexts: dict[str, Any]) -> Any:
+    value: Any = contexts
+    for part in name.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return value
+
+
+def evaluate(expression: str, contexts: dict[str, Any]) -> Any:
+    """One `${{ }}` expression (without the braces), as far as study.yml needs."""
+    python = expression.replace("&&", " and ").replace("||", " or ").replace("always()", "True")
+    python = re.sub(
+        r"(?<!['\w.])([a-z_]+(?:\.[A-Za-z_][\w-]*)+)",
+        lambda match: f"_c({match.group(1)!r})",
+        python,
+    )
+    return eval(python, {"_c": lambda name: _context(name, contexts), "fromJSON": json.loads})
+
+
+def substitute(text: str, contexts: dict[str, Any]) -> str:
+    return re.sub(r"\$\{\{(.+?)\}\}", lambda match: str(evaluate(match.group(1).strip(), contexts)), text)
+
+
+def _read_pairs(path: Path) -> dict[str, str]:
+    """KEY=value lines and KEY<<DELIMITER blocks, as GitHub reads $GITHUB_OUTPUT and $GITHUB_ENV."""
+    pairs, lines = {}, path.read_text().splitlines() if path.exists() else []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if "<<" in line and "=" not in line.split("<<")[0]:
+            key, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, index + 1)
+            pairs[key] = "\n".join(lines[index + 1 : end])
+            index = end + 1
+            continue
+        if "=" in line:
+            key, value = line.split("=", 1)
+            pairs[key] = value
+        index += 1
+    return pairs
+
+
+class Runner:
+    def __init__(
+        self, workflow: Path, origin: Path, work: Path, venv_bin: Path, github: dict[str, Any]
+    ) -> None:
+        self.workflow = yaml.safe_load(workflow.read_text())
+        self.origin, self.work, self.venv_bin, self.github = origin, work, venv_bin, github
+        self.secrets: dict[str, str] = {}
+        self.vars: dict[str, str] = {}
+        self.artifacts = work / "artifacts"
+        self.posted = work / "posted"
+        self.tools = work / "tools"  # setup-python's Python
+        self.preinstalled = work / "preinstalled"  # what every runner has: here, the gh stand-in
+        for folder in (self.tools, self.preinstalled):
+            folder.mkdir(parents=True, exist_ok=True)
+        for name in ("python", "python3", "python3.11"):
+            (self.tools / name).unlink(missing_ok=True)
+            (self.tools / name).symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+        (self.preinstalled / "gh").write_text(
+            f'#!/bin/bash\nmkdir -p {self.posted}\nprintf "%s\\n" "$@" > {self.posted}/args\n'
+            f'while [ $# -gt 0 ]; do [ "$1" = --body-file ] && cp "$2" {self.posted}/body.md; shift; done\n'
+        )
+        (self.preinstalled / "gh").chmod(0o755)
+        self.runs = 0
+
+    def _checkout(self, folder: Path) -> None:
+        subprocess.run(["git", "clone", "-q", str(self.origin), str(folder)], check=True)
+        subprocess.run(["git", "-C", str(folder), "checkout", "-q", self.github["sha"]], check=True)
+        venv = folder / ".venv"  # what `make setup` installs, restored as a pip cache would be
+        (venv / "bin").mkdir(parents=True)
+        real = self.venv_bin.parent
+        shutil.copy(real / "pyvenv.cfg", venv / "pyvenv.cfg")
+        (venv / "lib").symlink_to(real / "lib")
+        for tool in self.venv_bin.iterdir():
+            (venv / "bin" / tool.name).symlink_to(tool)
+        for stamp in (".installed", ".installed-s3"):
+            (venv / stamp).touch()
+
+    def _upload(self, folder: Path, spec: dict[str, Any]) -> None:
+        target = self.artifacts / spec["name"]
+        if target.exists() and not spec.get("overwrite"):
+            raise RuntimeError(f"an artifact named {spec['name']} exists (409 Conflict): set overwrite")
+        shutil.rmtree(target, ignore_errors=True)
+        paths = [folder / line.strip() for line in str(spec["path"]).splitlines() if line.strip()]
+        base = Path(os.path.commonpath([str(p) if p.is_dir() else str(p.parent) for p in paths]))
+        for path in paths:
+            if path.is_dir():
+                shutil.copytree(path, target / path.relative_to(base), dirs_exist_ok=True)
+            elif path.exists():
+                (target / path.relative_to(base)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / path.relative_to(base))
+        if not target.exists():
+            raise RuntimeError(f"no files found for artifact {spec['name']}")
+
+    def _download(self, folder: Path, spec: dict[str, Any]) -> None:
+        pattern = re.compile(
+            "^" + re.escape(spec.get("pattern", spec.get("name", ""))).replace(r"\*", ".*") + "$"
+        )
+        for artifact in sorted(self.artifacts.iterdir()) if self.artifacts.exists() else []:
+            if pattern.match(artifact.name):
+                into = (
+                    folder / spec["path"]
+                    if spec.get("merge-multiple") or "name" in spec
+                    else folder / spec["path"] / artifact.name
+                )
+                shutil.copytree(artifact, into, dirs_exist_ok=True)
+
+    def run_job(
+        self,
+        name: str,
+        needs: dict[str, JobResult],
+        matrix: dict[str, Any] | None = None,
+        index: int = 0,
+        leg_env: dict[str, str] | None = None,
+    ) -> JobResult:
+        job = self.workflow["jobs"][name]
+        contexts: dict[str, Any] = {
+            "github": self.github,
+            "secrets": self.secrets,
+            "vars": self.vars,
+            "matrix": matrix or {},
+            "strategy": {"job-index": index},
+            "needs": {
+                need: {"result": result.result, "outputs": result.outputs} for need, result in needs.items()
+            },
+            "steps": {},
+        }
+        condition = str(job.get("if", ""))
+        succeeded = all(result.result == "success" for result in needs.values())
+        if (condition and not evaluate(condition, contexts)) or (
+            not any(f in condition for f in STATUS_FUNCTIONS) and not succeeded
+        ):
+            return JobResult("skipped")
+        self.runs += 1
+        folder = self.work / f"{name}-{self.runs}"
+        env_files = {
+            key: self.work / f"{name}-{self.runs}.{key.lower()}"
+            for key in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
+        }
+        env = {
+            "PATH": f"{self.preinstalled}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": os.environ.get("HOME", "/root"),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": self.github["repository"],
+            "GITHUB_EVENT_NAME": self.github["event_name"],
+            "GITHUB_EVENT_PATH": str(self.github["event_path"]),
+            "GITHUB_RUN_ID": str(self.github["run_id"]),
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_WORKSPACE": str(folder),
+        }
+        for key in env_files:
+            env[key] = str(env_files[key])
+        for key, value in {**self.workflow.get("env", {}), **job.get("env", {})}.items():
+            env[key] = str(substitute(str(value), contexts))
+        env.update(leg_env or {})
+        extra_path: list[str] = []
+        log, result = [], "success"
+        for step in job["steps"]:
+            step_if = str(step.get("if", ""))
+            if result == "failure" and "always()" not in step_if:
+                continue
+            uses = step.get("uses", "")
+            try:
+                if uses.startswith("actions/checkout"):
+                    self._checkout(folder)
+                elif uses.startswith("actions/setup-python"):
+                    extra_path.insert(0, str(self.tools))
+                elif uses.startswith("actions/upload-artifact"):
+                    self._upload(
+                        folder,
+                        {k: substitute(str(v), contexts) for k, v in step["with"].items()}
+                        | {"overwrite": step["with"].get("overwrite", False)},
+                    )
+                elif uses.startswith("actions/download-artifact"):
+                    folder.mkdir(exist_ok=True)
+                    self._download(
+                        folder,
+                        {
+                            k: (v if isinstance(v, bool) else substitute(str(v), contexts))
+                            for k, v in step["with"].items()
+                        },
+                    )
+                else:
+                    step_env = {
+                        **env,
+                        **{k: str(substitute(str(v), contexts)) for k, v in step.get("env", {}).items()},
+                    }
+                    step_env["PATH"] = ":".join([*extra_path, env["PATH"]])
+                    script = self.work / "step.sh"
+                    script.write_text(substitute(step["run"], contexts))
+                    done = subprocess.run(
+                        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                        cwd=folder,
+                        env=step_env,
+                        capture_output=True,
+                        text=True,
+                    )
+                    log.append(done.stdout + done.stderr)
+                    if done.returncode != 0:
+                        raise RuntimeError(
+                            f"step {step.get('name', step['run'][:40])!r} exited {done.returncode}"
+                        )
+            except (RuntimeError, subprocess.CalledProcessError) as err:
+                log.append(f"FAILED: {err}")
+                result = "failure"
+            if "id" in step:
+                contexts["steps"][step["id"]] = {"outputs": _read_pairs(env_files["GITHUB_OUTPUT"])}
+            env.update(_read_pairs(env_files["GITHUB_ENV"]))
+            if env_files["GITHUB_PATH"].exists():
+                extra_path = [*reversed(env_files["GITHUB_PATH"].read_text().split()), *extra_path]
+                env_files["GITHUB_PATH"].unlink()
+        outputs = {
+            key: str(substitute(str(value), contexts)) for key, value in job.get("outputs", {}).items()
+        }
+        return JobResult(result, outputs, "\n".join(log))
+
+    def run_workflow(self, leg_env: dict[int, dict[str, str]] | None = None) -> dict[str, Any]:
+        """plan, every train leg, report, comment, in the order of their `needs`."""
+        results: dict[str, Any] = {"plan": self.run_job("plan", {})}
+        stages = json.loads(results["plan"].outputs.get("stages") or "[]")
+        legs = [
+            self.run_job(
+                "train", {"plan": results["plan"]}, {"stage": stage}, index, (leg_env or {}).get(index)
+            )
+            for index, stage in enumerate(stages)
+        ]
+        if not stages:
+            legs = [self.run_job("train", {"plan": results["plan"]})]
+        train = JobResult(
+            "failure"
+            if any(leg.result == "failure" for leg in legs)
+            else "skipped"
+            if all(leg.result == "skipped" for leg in legs)
+            else "success"
+        )
+        results["legs"] = legs
+        results["report"] = self.run_job("report", {"plan": results["plan"], "train": train})
+        results["comment"] = self.run_job("comment", {"report": results["report"]})
+        return results

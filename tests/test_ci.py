@@ -1,0 +1,42 @@
+"""src/ci.py, the pull-request study's steps, outside the workflow (tests/test_study_workflow.py
+runs them inside it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src import ci
+from src.cli import StageError
+
+
+def test_without_a_shared_remote_the_plan_skips_with_one_notice(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    outputs = tmp_path / "output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setattr(ci.remote, "describe_remote", lambda: ("local", "../../dvc-storage/cifar10", ""))
+    ci.plan()
+    assert outputs.read_text() == "enabled=false\nstages=[]\n"
+    assert capsys.readouterr().out.startswith("::notice::no shared DVC remote")
+
+
+def test_a_fork_is_told_apart_from_a_branch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    for head, fork in (("someone/cifar10", True), ("team/cifar10", False)):
+        pull = {"head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": "team/cifar10"}}}
+        event.write_text(json.dumps({"pull_request": pull}))
+        assert ci.is_fork() is fork
+
+
+def test_more_stages_than_a_matrix_holds_stop_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ci, "shared_remote", lambda: "s3://team/cifar10")
+    monkeypatch.setattr(ci.remote, "run", lambda args: "")
+    stages = " ".join(["prepare", *(f"train@m-{seed}" for seed in range(300))])
+    monkeypatch.setattr(ci.dvc_command, "run", lambda *args, **kwargs: stages)
+    with pytest.raises(StageError, match="300 training stages exceed GitHub's 256 jobs a matrix"):
+        ci.plan()
