@@ -96,6 +96,17 @@ def test_probability_of_outperforming_and_holms_levels() -> None:
     assert stats.holm([0.04, 0.001, 0.02]) == pytest.approx([0.04, 0.003, 0.04])
 
 
+def test_holm_gives_statsmodels_values() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 5, 10):
+        for _ in range(200):
+            p = rng.uniform(0, 0.2, m) ** rng.uniform(0.5, 3)
+            p[rng.integers(m)] = p[0]  # ties too
+            assert stats.holm(list(p)) == list(multipletests(p, method="holm")[1])
+
+
 def test_wilson_interval_covers_the_truth_at_its_nominal_rate() -> None:
     rng = np.random.default_rng(0)
     truth, images, trials = 0.7, 10_000, 1000
