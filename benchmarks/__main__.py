@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from benchmarks import accuracy, prepare, scaling, speed, verdicts
+from benchmarks import accuracy, prepare, queue, scaling, speed, verdicts
 
 BENCHMARKS = {
     "speed": speed.main,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "prepare": prepare.main,
     "verdicts": verdicts.main,
     "scaling": scaling.main,
+    "queue": queue.main,
 }
 
 

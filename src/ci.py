@@ -17,8 +17,6 @@ import os
 import re
 from pathlib import Path
 
-import yaml
-
 from src import dvc_command, remote, workspaces
 from src.cli import StageError, run_stage
 from src.files import write_text
@@ -99,15 +97,13 @@ def train(stage: str, out: Path) -> None:
     remote.run(["repro", "--pull", stage])
     remote.run(["push", "--run-cache", stage])
     entry = workspaces.lock_entry(stage, Path("."))
-    write_text(out / f"{workspaces.folder_name(stage)}.yaml", yaml.safe_dump({"stages": {stage: entry}}))
+    workspaces.write_entries(out / f"{workspaces.folder_name(stage)}.yaml", {stage: entry})
 
 
 def report(stages: list[str], entries: Path, ref: str | None) -> None:
     """Merge the legs' entries, restore every stage, run compare (training nothing), and write the
     report; legs that handed on nothing are named first."""
-    handed = {}
-    for part in sorted(entries.glob("*.yaml")) if entries.is_dir() else []:
-        handed.update(yaml.safe_load(part.read_text())["stages"])
+    handed = workspaces.read_entries(sorted(entries.glob("*.yaml")) if entries.is_dir() else [])
     missing = [stage for stage in stages if stage not in handed]
     if missing:
         text = "# Results\n\nThese training legs failed or were cancelled, so nothing was compared:\n\n"

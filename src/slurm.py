@@ -25,8 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from src import dvc_command, workspaces
 from src.cli import StageError, run_stage
 from src.files import write_text
@@ -93,23 +91,15 @@ def task(root: Path, index: int) -> int:
     """One array task: train its stage in its own workspace, hand back the dvc.lock entry."""
     jobs = json.loads((root / "jobs.json").read_text())
     stage = jobs["stages"][index]
-    path = workspaces.create(stage, jobs["commit"], root)
-    print(f"{stage} in {path}", flush=True)
-    command = dvc_command.command("repro", stage)
-    status = subprocess.run(command, cwd=path, env=dvc_command.environment()).returncode
-    if status == 0:
-        entry = {"stages": {stage: workspaces.lock_entry(stage, path)}}
-        write_text(root / "entries" / f"{workspaces.folder_name(stage)}.yaml", yaml.safe_dump(entry))
-        workspaces.remove(path)
+    status, entry = workspaces.train(stage, jobs["commit"], root)  # its output: SLURM's log
+    if entry is not None:
+        workspaces.write_entries(root / "entries" / f"{workspaces.folder_name(stage)}.yaml", {stage: entry})
     return status
 
 
 def finish(root: Path) -> None:
     """The compare job: merge the tasks' dvc.lock entries here, then `dvc repro` (only compare runs)."""
-    entries: dict = {}
-    for part in sorted((root / "entries").glob("*.yaml")):
-        entries.update(yaml.safe_load(part.read_text())["stages"])
-    workspaces.merge(entries)
+    workspaces.merge(workspaces.read_entries(sorted((root / "entries").glob("*.yaml"))))
     output = dvc_command.stream_checked("repro")
     trained = [line for line in output.splitlines() if line.startswith("Running stage 'train@")]
     if trained:

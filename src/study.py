@@ -36,7 +36,6 @@ import yaml
 
 from src import dvc_command, workspaces
 from src.cli import StageError, run_stage
-from src.files import write_text
 from src.params import PARAMS_FILE, load_params
 from src.paths import TIMINGS_DIR, split_run_name
 
@@ -113,11 +112,9 @@ def train_side_by_side(
     queue = list(stages)
 
     def train(stage: str) -> int:
-        path = workspaces.create(stage, commit, root)
-        status = workspaces.train(stage, path, root / "logs" / f"{workspaces.folder_name(stage)}.log", flags)
-        if status == 0:
-            entries[stage] = workspaces.lock_entry(stage, path)
-            workspaces.remove(path)
+        status, entry = workspaces.train(stage, commit, root, workspaces.log_file(stage, root), flags)
+        if entry is not None:
+            entries[stage] = entry
         return status
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -137,7 +134,7 @@ def train_side_by_side(
                 stage, began = started.pop(future)
                 status = future.result()
                 minutes = (time.monotonic() - began) / 60
-                log = root / "logs" / f"{workspaces.folder_name(stage)}.log"
+                log = workspaces.log_file(stage, root)
                 outcome = "done" if status == 0 else f"FAILED (exit {status})"
                 print(f"{stage}: {outcome} after {minutes:.1f} min, log {log}", flush=True)
                 if status != 0:
@@ -156,8 +153,8 @@ def study(jobs: int, seeds: list[int] | None = None, pull: bool = False) -> None
         set_seeds(seeds)
     load_params()  # a malformed params.yaml fails here, in one line, before anything runs
     flags = ("--pull",) if pull else ()
-    stages = outdated_training_stages()
-    if jobs == 1 or len(stages) < 2:
+    stages = outdated_training_stages() if jobs > 1 else []
+    if len(stages) < 2:  # one at a time: plain `dvc repro`, without asking DVC first
         dvc_command.stream_checked("repro", *flags)
         return
     dvc_command.stream_checked("repro", *flags, "prepare")
@@ -177,15 +174,12 @@ def export_lock_entries(stages: list[str], out: Path, lock_file: Path = workspac
         raise StageError(
             f"dvc.lock has no entry for {missing}: run `dvc repro --pull {' '.join(missing)}` first"
         )
-    write_text(out, yaml.safe_dump({"stages": {stage: entries[stage] for stage in stages}}, sort_keys=False))
+    workspaces.write_entries(out, {stage: entries[stage] for stage in stages})
 
 
 def merge_lock_entries(parts: list[Path], lock_file: Path = workspaces.LOCK_FILE) -> list[str]:
     """Put the stage entries of `parts` (from `export_lock_entries`) into dvc.lock; returns the stages."""
-    entries: dict = {}
-    for part in parts:
-        entries.update(yaml.safe_load(part.read_text()).get("stages", {}))
-    return workspaces.merge(entries, lock_file)
+    return workspaces.merge(workspaces.read_entries(parts), lock_file)
 
 
 def main() -> None:

@@ -65,17 +65,32 @@ def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def train(stage: str, path: Path, log: Path, flags: tuple[str, ...] = ()) -> int:
-    """`dvc repro <flags> <stage>` in its workspace, its output to `log`; the exit status."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        return subprocess.run(
-            dvc_command.command("repro", *flags, stage),
-            cwd=path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dvc_command.environment(),
-        ).returncode
+def log_file(stage: str, root: Path = STUDY_DIR) -> Path:
+    return root / "logs" / f"{folder_name(stage)}.log"
+
+
+def train(
+    stage: str, commit: str, root: Path = STUDY_DIR, log: Path | None = None, flags: tuple[str, ...] = ()
+) -> tuple[int, dict[str, Any] | None]:
+    """`dvc repro <flags> <stage>` in a fresh workspace of `commit`, its output to `log` (or to
+    this process's output); the exit status and, where it succeeded, the stage's dvc.lock entry
+    (the workspace is then removed; a failed one is kept for a look)."""
+    path = create(stage, commit, root)
+    command = dvc_command.command("repro", *flags, stage)
+    if log is None:
+        print(f"{stage} in {path}", flush=True)
+        status = subprocess.run(command, cwd=path, env=dvc_command.environment()).returncode
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as out:
+            status = subprocess.run(
+                command, cwd=path, stdout=out, stderr=subprocess.STDOUT, env=dvc_command.environment()
+            ).returncode
+    if status != 0:
+        return status, None
+    entry = lock_entry(stage, path)
+    remove(path)
+    return 0, entry
 
 
 def lock_entry(stage: str, path: Path) -> dict[str, Any]:
@@ -94,3 +109,17 @@ def merge(entries: dict[str, Any], lock_file: Path = LOCK_FILE) -> list[str]:
     lock["stages"] = {**(lock.get("stages") or {}), **entries}
     write_text(lock_file, yaml.safe_dump(lock, sort_keys=False))
     return list(entries)
+
+
+def write_entries(path: Path, entries: dict[str, Any]) -> Path:
+    """Stages' dvc.lock entries as the file a run hands on (`read_entries` reads it back)."""
+    write_text(path, yaml.safe_dump({"stages": entries}, sort_keys=False))
+    return path
+
+
+def read_entries(paths: list[Path]) -> dict[str, Any]:
+    """The stage entries of files from `write_entries`, later files winning."""
+    entries: dict[str, Any] = {}
+    for path in paths:
+        entries.update((yaml.safe_load(path.read_text()) or {}).get("stages") or {})
+    return entries

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 from pathlib import Path
@@ -12,10 +11,7 @@ import pytest
 import yaml
 
 from tests import fake_cifar
-
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES_PER_BATCH = 60  # 300 training images, 60 test images
-VAL_SIZE = 50
+from tests.tiny_project import IMAGES_PER_BATCH, ROOT, VAL_SIZE, tiny_params, write_params
 
 # Keep TensorFlow's start-up chatter out of test logs, and DVC off the network.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,32 +35,9 @@ def project_params() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def tiny_params(project_params: dict[str, Any], tarball: Path, epochs: int = 1) -> dict[str, Any]:
-    """The repository's params, pointed at a tiny tarball and shortened for tests."""
-    params = copy.deepcopy(project_params)
-    params["data"].update(
-        url=tarball.as_uri(),
-        sha256=fake_cifar.sha256(tarball),
-        size=tarball.stat().st_size,
-        images_per_batch=IMAGES_PER_BATCH,
-    )
-    params["prepare"]["val_size"] = VAL_SIZE
-    params["seeds"] = [42]  # one run per model; tests that need several set them
-    params["train"]["steps_per_execution"] = 2
-    for model in params["models"].values():
-        model["epochs"] = epochs
-    return params
-
-
 @pytest.fixture()
 def params_dict(project_params: dict[str, Any], tiny_tarball: Path) -> dict[str, Any]:
     return tiny_params(project_params, tiny_tarball)
-
-
-def write_params(directory: Path, params: dict[str, Any]) -> Path:
-    path = directory / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -268,3 +268,30 @@ def test_scaling_projection_schedules_the_longest_runs_first() -> None:
     assert one_at_a_time == 800.0 + scaling.COMPARE_SECONDS  # one slot: nothing runs beside, no slowdown
     two_at_a_time = scaling.project(runs, cores=4, threads=2, slowdown=1.0, overhead=0.0)
     assert two_at_a_time == 600.0 + scaling.COMPARE_SECONDS
+
+
+def test_queue_benchmark_reads_dvc_queue_status_and_ignores_the_worker_line() -> None:
+    from benchmarks import queue
+
+    status = (
+        "Task     Name        Created    Status\n"
+        "7d0e4c4  exp-a1b2c   11:33 AM   Success\n"
+        "1f2e3d4  exp-d3e4f   11:33 AM   Running\n"
+        "9a8b7c6  exp-g5h6i   11:34 AM   Failed\n"
+        "Worker status: 2 active, 0 idle\n"
+    )
+    assert queue.queue_states(status) == {
+        "exp-a1b2c": "Success",
+        "exp-d3e4f": "Running",
+        "exp-g5h6i": "Failed",
+    }
+
+
+def test_queue_benchmark_calls_a_stall_when_no_run_finishes_for_the_stall_time(monkeypatch) -> None:
+    from benchmarks import queue
+
+    monkeypatch.setattr(queue, "POLL_SECONDS", 0.01)
+    progress = iter([(0, 0), (1, 0), (2, 0), (2, 1)])
+    assert queue.watch(lambda: next(progress), runs=3, stall_seconds=5) == (2, 1, False)
+    stuck = iter([(0, 0), (1, 0), *[(2, 0)] * 1000])  # two ran, then nothing (treeverse/dvc#10398)
+    assert queue.watch(lambda: next(stuck), runs=8, stall_seconds=0.2) == (2, 0, True)

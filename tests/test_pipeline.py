@@ -16,44 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_params, write_params
+from tests.conftest import tiny_params, write_params
 from tests.test_models import STUDY_PARAMS
+from tests.tiny_project import copy_project
+from tests.tiny_project import environment as _env
+from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
-PROJECT_FILES = [
-    "src",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvc/plots",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-]
-
-
-def copy_project(repo: Path, extra: tuple[str, ...] = ()) -> Path:
-    """The project's PROJECT_FILES (and `extra` ones) copied into `repo`."""
-    for name in [*PROJECT_FILES, *extra]:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
-    return repo
-
-
-def _env() -> dict[str, str]:
-    """The environment with this interpreter's `python` and `dvc` first on PATH."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
-def _run(repo: Path, *args: str) -> str:
-    result = subprocess.run(args, cwd=repo, env=_env(), capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
-    return output
 
 
 def _stages_run(output: str) -> list[str]:

@@ -19,7 +19,8 @@ import yaml
 
 from tests import slurm_cluster
 from tests.conftest import tiny_params, write_params
-from tests.test_pipeline import _run, copy_project
+from tests.tiny_project import copy_project
+from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
 MODELS = ["mlp_l2", "simple_cnn"]

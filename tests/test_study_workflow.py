@@ -13,7 +13,8 @@ import pytest
 
 from tests.actions_runner import Runner
 from tests.conftest import ROOT, tiny_params, write_params
-from tests.test_pipeline import _run, copy_project
+from tests.tiny_project import copy_project
+from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
 STAGES = ["train@mlp_l2-42", "train@mlp_l2-1"]
