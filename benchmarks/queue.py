@@ -9,13 +9,13 @@ training images, one epoch, a run trains in a second or two), prepares it with `
 prepare`, then trains every train@<model>-<seed> stage, `--jobs` at a time, one of two ways:
 
 - queue: each stage queued as a DVC experiment (`dvc exp run --queue train@...`), then `dvc
-  queue start -j N`, as `make study` did before; watched with `dvc queue status`;
-- worktrees: `python -m src.study --jobs N`, as `make repro` does now (src/workspaces.py).
+  queue start -j N`, as an earlier `make study` did; watched with `dvc queue status`;
+- worktrees: `python -m src.study --jobs N`, as `make repro` does (src/workspaces.py).
 
 A repetition stalls when no run finishes for `--stall-minutes` while some are still queued or
 running; its workers are then killed. Printed per repetition and per way: runs succeeded,
-failed and never finished, and the wall time (a reliability count; the times are only a guide,
-runs this small are mostly start-up).
+failed and never finished, and the wall time (mostly start-up and the copies, at runs this
+small; the queue's includes asking `dvc queue status` every few seconds).
 """
 
 from __future__ import annotations
