@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src import dvc_command
+from src.study import training_stages
 from tests import fake_cifar, tiny_project
 
 POLL_SECONDS = 3.0
@@ -54,11 +55,6 @@ class Outcome:
     @property
     def unfinished(self) -> int:
         return self.runs - self.succeeded - self.failed
-
-
-def _training_stages(project: Path) -> list[str]:
-    output = dvc_command.run("stage", "list", "--name-only", cwd=project)
-    return [name for name in output.split() if name.startswith("train@")]
 
 
 def watch(counts: Callable[[], tuple[int, int]], runs: int, stall_seconds: float) -> tuple[int, int, bool]:
@@ -159,7 +155,7 @@ WAYS = {"queue": run_queue, "worktrees": run_worktrees}
 def repetition(way: str, index: int, tarball: Path, args: argparse.Namespace, work: Path) -> Outcome:
     project = tiny_project.create(work / f"{way}-{index}", tarball, args.models, args.seeds)
     dvc_command.run("repro", "prepare", cwd=project)
-    stages = _training_stages(project)
+    stages = training_stages(project)
     started = time.monotonic()
     succeeded, failed, stalled = WAYS[way](project, stages, args.jobs, args.stall_minutes * 60)
     return Outcome(way, index, len(stages), succeeded, failed, time.monotonic() - started, stalled)

@@ -21,6 +21,7 @@ from src import dvc_command, remote, workspaces
 from src.cli import StageError, run_stage
 from src.files import write_text
 from src.paths import PR_REPORT
+from src.study import training_stages
 
 MATRIX_LIMIT = 256  # GitHub's most jobs in one matrix
 
@@ -81,8 +82,7 @@ def plan() -> None:
         return _output(enabled="false", stages="[]")
     remote.run(["repro", "--pull", "prepare"])
     remote.run(["push", "--run-cache"])
-    names = dvc_command.run("stage", "list", "--name-only").split()
-    stages = [name for name in names if name.startswith("train@")]
+    stages = training_stages()
     if not stages:
         raise StageError("dvc.yaml lists no train@ stage: check params.yaml's models and seeds")
     if len(stages) > MATRIX_LIMIT:

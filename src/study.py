@@ -49,6 +49,12 @@ def set_seeds(seeds: list[int], params_file: Path = PARAMS_FILE) -> None:
     apply_overrides(params_file, [f"seeds=[{','.join(str(seed) for seed in seeds)}]"])
 
 
+def training_stages(cwd: Path | None = None) -> list[str]:
+    """Every train@<id>-<seed> stage dvc.yaml lists (in `cwd`), as `dvc stage list` names them."""
+    names = dvc_command.run("stage", "list", "--name-only", cwd=cwd).split()
+    return [name for name in names if name.startswith("train@")]
+
+
 def outdated_training_stages() -> list[str]:
     """The train@<id>-<seed> stages that `dvc status` reports out of date."""
     status = json.loads(dvc_command.run("status", "--json") or "{}")

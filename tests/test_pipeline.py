@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import tiny_project
 from tests.conftest import tiny_params, write_params
 from tests.test_models import STUDY_PARAMS
-from tests.tiny_project import copy_project
 from tests.tiny_project import environment as _env
 from tests.tiny_project import run as _run
 
@@ -30,16 +30,9 @@ def _stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory, project_params: dict, tiny_tarball: Path) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory, tiny_tarball: Path) -> Path:
     """The project copied into a fresh git repository, pointed at a tiny tarball."""
-    repo = copy_project(tmp_path_factory.mktemp("project"))
-    write_params(repo, tiny_params(project_params, tiny_tarball))
-    _run(repo, "git", "init", "-q")
-    _run(repo, "git", "config", "user.email", "ci@example.org")
-    _run(repo, "git", "config", "user.name", "CI")
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-qm", "project")
-    return repo
+    return tiny_project.create(tmp_path_factory.mktemp("project"), tiny_tarball)
 
 
 def _scores(repo: Path, model_id: str) -> dict:

@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import slurm_cluster
-from tests.conftest import tiny_params, write_params
-from tests.tiny_project import copy_project
+from tests import slurm_cluster, tiny_project
 from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
@@ -54,19 +52,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurm_cluster.
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, project_params: dict, tiny_tarball: Path) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_tarball: Path) -> Path:
     """The project with two models and two seeds on tiny data, committed, and trained once
     by plain `dvc repro` for the bytes to compare with."""
-
-    repo = tmp_path_factory.mktemp("study")
-    copy_project(repo)
-    params = tiny_params(project_params, tiny_tarball)
-    params["models"] = {model: params["models"][model] for model in MODELS}
-    params["seeds"] = SEEDS
-    write_params(repo, params)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c",
-                    "user.email=t@example.org", "commit", "-qm", "study"]):  # fmt: skip
-        _run(repo, *command)
+    repo = tiny_project.create(tmp_path_factory.mktemp("study"), tiny_tarball, MODELS, SEEDS)
     baseline = repo.parent / "baseline"
     _run(repo.parent, "git", "clone", "-q", str(repo), str(baseline))
     _run(baseline, "dvc", "repro")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import tiny_project
 from tests.actions_runner import Runner
-from tests.conftest import ROOT, tiny_params, write_params
-from tests.tiny_project import copy_project
+from tests.conftest import ROOT
 from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
@@ -21,18 +21,12 @@ STAGES = ["train@mlp_l2-42", "train@mlp_l2-1"]
 
 
 @pytest.fixture()
-def origin(tmp_path: Path, project_params: dict, tiny_tarball: Path) -> Path:
+def origin(tmp_path: Path, tiny_tarball: Path) -> Path:
     """The project on tiny data, one model and two seeds, with a team S3 remote committed."""
-    repo = tmp_path / "origin"
-    copy_project(repo, ("Makefile", "pyproject.toml", "requirements.lock", "scripts"))
-    params = tiny_params(project_params, tiny_tarball)
-    params["models"] = {"mlp_l2": params["models"]["mlp_l2"]}
-    params["seeds"] = [42, 1]
-    write_params(repo, params)
-    _run(repo, "git", "init", "-q", "-b", "main")
+    extra = ("Makefile", "pyproject.toml", "requirements.lock", "scripts")
+    repo = tiny_project.create(tmp_path / "origin", tiny_tarball, ["mlp_l2"], [42, 1], extra)
     _run(repo, "dvc", "remote", "add", "-d", "-f", "team", "s3://team/cifar10")
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "study")
+    _run(repo, "git", "commit", "-qam", "the team remote")
     return repo
 
 

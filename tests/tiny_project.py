@@ -89,7 +89,8 @@ def create(
     seeds: list[int] | None = None,
     extra: tuple[str, ...] = (),
 ) -> Path:
-    """The project in `repo` on the tiny `tarball` (only `models`, with `seeds`), committed."""
+    """The project in `repo` on the tiny `tarball` (only `models`, with `seeds`), committed on
+    `main`, with a committer configured in the repository for the commits that follow."""
     copy_project(repo, extra)
     params = tiny_params(yaml.safe_load((ROOT / "params.yaml").read_text()), tarball)
     if models is not None:
@@ -98,6 +99,8 @@ def create(
         params["seeds"] = seeds
     write_params(repo, params)
     run(repo, "git", "init", "-q", "-b", "main")
+    run(repo, "git", "config", "user.email", "ci@example.org")
+    run(repo, "git", "config", "user.name", "CI")
     run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "study")
+    run(repo, "git", "commit", "-qm", "study")
     return repo
