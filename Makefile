@@ -29,10 +29,10 @@ setup-gpu: setup  ## swap the CPU build of TensorFlow for the CUDA one (Linux, N
 	@echo "GPU build installed. Training stays on the CPU until params.yaml says train.device: gpu (docs/gpus.md)."
 
 repro: setup  ## run the whole study (only the stages whose inputs changed), as many runs side by side as the cores allow; JOBS=1 one at a time; REPRO_FLAGS=--pull restores from the remote
-	python -m src.study --jobs $(JOBS) $(REPRO_FLAGS)
+	python -m src.running.study --jobs $(JOBS) $(REPRO_FLAGS)
 
 study: setup  ## make repro with options: JOBS=N, SEEDS="42 1 2", SCHEDULER=slurm SBATCH_ARGS="-p gpu --gres=gpu:1"
-	python -m src.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)")
+	python -m src.running.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)")
 
 test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
 	pytest
@@ -50,7 +50,7 @@ format: setup
 
 REF ?= main
 report: setup  ## Markdown report of metrics, params and figures against a git ref: make report REF=main
-	python -m src.report --ref $(REF)
+	python -m src.evidence.report --ref $(REF)
 
 ARGS ?= speed
 bench: setup  ## benchmarks: make bench ARGS="speed --levers" (speed, accuracy, prepare; ARGS="speed --help")

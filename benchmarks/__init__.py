@@ -1,7 +1,7 @@
 """Benchmarks: one entry point, `python -m benchmarks <name> [flags]` (or `make bench ARGS="..."`).
 
 - `speed`: training images/s, the study's way against the train stage's, per model; `--levers`
-  adds one run per speed lever of src/speed/ switched on its own; `--full` on all the images.
+  adds one run per speed lever of src/learning/speed/ switched on its own; `--full` on all the images.
 - `accuracy`: test scores of the study's own way of training beside the train stage's, on
   the prepared data (`--pipeline-order`, `--seeds`, `--onednn`: see its --help); about an hour.
 - `prepare`: time and peak memory of the prepare stage on the downloaded tarball.

@@ -58,17 +58,17 @@ def worker(
 ) -> dict:
     """Train and test one model in this fresh process: the study's way (with TensorFlow's
     default or its oneDNN kernels) or the pipeline's (the train stage's model and trainer)."""
-    from src.params import load_params
+    from src.ground.params import load_params
 
     params = load_params()
     config = params.models[model_id]
     choose_kernels(way, params.train)
     import numpy as np
 
-    from src.callbacks import epoch_lines
-    from src.data import load_split
-    from src.speed import onednn_enabled
-    from src.training import fit, peak_rss_mib, prepare_model, scores, seed_everything
+    from src.ground.data import load_split
+    from src.learning.callbacks import epoch_lines
+    from src.learning.speed import onednn_enabled
+    from src.learning.training import fit, peak_rss_mib, prepare_model, scores, seed_everything
 
     seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs
@@ -112,7 +112,7 @@ def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) ->
 
 def _stage_accuracy(model_id: str, seed: int, epochs: int) -> float | None:
     """train@<id>-<seed>'s test accuracy (its reports/train/.../metrics.json), if it ran with these epochs."""
-    from src.paths import live_dir
+    from src.ground.paths import live_dir
 
     metrics_file = live_dir(model_id, seed) / "metrics.json"
     if not metrics_file.exists():
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(args.worker, args.epochs, args.pipeline_order, seed, args.way)))
         return
 
-    from src.data import PREPARED_DIR
-    from src.params import load_params
+    from src.ground.data import PREPARED_DIR
+    from src.ground.params import load_params
 
     if not (PREPARED_DIR / "train.npz").exists():
         raise SystemExit(f"{PREPARED_DIR}/train.npz not found: run `dvc repro prepare` first")

@@ -35,8 +35,8 @@ def choose_kernels(way: str, train_cfg=None) -> None:  # type: ignore[no-untyped
     kernels.
     """
     if way == "pipeline":
-        from src.speed import configure_tensorflow
-        from src.training import select_device
+        from src.learning.speed import configure_tensorflow
+        from src.learning.training import select_device
 
         configure_tensorflow(train_cfg.onednn, train_cfg.cpu_isa)
         select_device(train_cfg.device)
@@ -67,8 +67,8 @@ def study_style_model(config):  # type: ignore[no-untyped-def]
     """The study's model: the registry's layers on float input, without the uint8 scaling layer."""
     import keras
 
-    from src.data import CLASSES, IMAGE_SHAPE
-    from src.models import build_model
+    from src.ground.data import CLASSES, IMAGE_SHAPE
+    from src.learning.models import build_model
 
     built = build_model(config.builder, IMAGE_SHAPE, len(CLASSES), **config.builder_kwargs)
     model = keras.Sequential([keras.Input(IMAGE_SHAPE), *built.layers[2:]], name=built.name)
@@ -90,7 +90,7 @@ def fit_study_style(  # type: ignore[no-untyped-def]
     else:  # no float copy of the whole training set: the batches are scaled as they are drawn
         import tensorflow as tf
 
-        from src.training import datasets
+        from src.learning.training import datasets
 
         batches, _ = datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
         data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}

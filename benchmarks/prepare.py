@@ -31,7 +31,7 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 PREPARE = """
 import resource, sys, time
 from pathlib import Path
-from src.prepare import data_stats, read_tarball, save_splits, split
+from src.stages.prepare import data_stats, read_tarball, save_splits, split
 start = time.perf_counter()
 splits = split(read_tarball(Path(sys.argv[1])), val_size=5000, seed=42)
 save_splits(splits, Path(sys.argv[2]))

@@ -10,7 +10,7 @@ prepare`, then trains every train@<model>-<seed> stage, `--jobs` at a time, one 
 
 - queue: each stage queued as a DVC experiment (`dvc exp run --queue train@...`), then `dvc
   queue start -j N`, as an earlier `make study` did; watched with `dvc queue status`;
-- worktrees: `python -m src.study --jobs N`, as `make repro` does (src/workspaces.py).
+- worktrees: `python -m src.running.study --jobs N`, as `make repro` does (src/running/workspaces.py).
 
 A repetition stalls when no run finishes for `--stall-minutes` while some are still queued or
 running; its workers are then killed. Printed per repetition and per way: runs succeeded,
@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from src import dvc_command
-from src.study import training_stages
+from src.ground import dvc_command
+from src.running.plan import training_stages
 from tests import fake_cifar, tiny_project
 
 POLL_SECONDS = 3.0
@@ -121,10 +121,10 @@ def _kill_leftovers(project: Path) -> None:
 
 
 def run_worktrees(project: Path, stages: list[str], jobs: int, stall_seconds: float) -> tuple[int, int, bool]:
-    """Every stage through `python -m src.study --jobs N`; (succeeded, failed, stalled)."""
+    """Every stage through `python -m src.running.study --jobs N`; (succeeded, failed, stalled)."""
     lines: list[str] = []
     process = subprocess.Popen(
-        [sys.executable, "-m", "src.study", "--jobs", str(jobs)],
+        [sys.executable, "-m", "src.running.study", "--jobs", str(jobs)],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

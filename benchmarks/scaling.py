@@ -54,7 +54,7 @@ def main(argv: list[str]) -> None:
         "--queue-wait", type=float, default=60.0, help="cluster: seconds before a task starts"
     )
     args = parser.parse_args(argv)
-    from src.params import load_params
+    from src.ground.params import load_params
 
     threads = load_params(ROOT / "params.yaml").train.threads
     runs = recorded_seconds()

@@ -9,14 +9,15 @@ the pipeline has not run), with the same architecture, batch size and optimizer:
 
 - baseline: what the study did: float32 arrays scaled to [0, 1] in NumPy, `model.fit` on
   them with batch 32, validating on a fifth as many images every epoch;
-- pipeline: `src.training.prepare_model` + `src.training.fit` with params.yaml's `train` settings
+- pipeline: `src.learning.training.prepare_model` + `src.learning.training.fit` with params.yaml's
+  `train` settings
   and the model's `cpu_shards` (uint8 data, scaling inside the model, in-memory tf.data,
   steps_per_execution, oneDNN kernels, fused Adam, batch shards side by side), exactly as
   the train stage runs them.
 
-With --levers, the pipeline also runs with each lever of src/speed/ switched on its own (oneDNN
+With --levers, the pipeline also runs with each lever of src/learning/speed/ switched on its own (oneDNN
 off, plain Keras Adam, steps_per_execution 1, XLA on, batches not split, native instruction
-set; for the BatchNorm models, Keras's BatchNormalization in place of src/layers.py's), so the
+set; for the BatchNorm models, Keras's BatchNormalization in place of src/learning/layers.py's), so the
 output shows what each buys. --full measures on all 45,000 prepared training images, one round
 of 4 epochs, like the study's own epochs (about 35 min for all models).
 
@@ -76,7 +77,7 @@ def peak_flops() -> float:
 def _data(images: int):  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from src.data import PREPARED_DIR, load_split
+    from src.ground.data import PREPARED_DIR, load_split
 
     if (PREPARED_DIR / "train.npz").exists():
         x, y = load_split("train")
@@ -100,7 +101,7 @@ LEVERS: dict[str, dict[str, object]] = {
     "batches not split": {"cpu_shards": 1},
     # faster on AVX-512 CPUs, but the bytes then depend on the CPU (train.cpu_isa)
     "native instruction set": {"cpu_isa": "native"},
-    # Keras's own layer, whose float32 Rsqrt differs between CPU makers (src/layers.py)
+    # Keras's own layer, whose float32 Rsqrt differs between CPU makers (src/learning/layers.py)
     "Keras BatchNormalization": {"keras_batch_norm": True},
 }
 BATCH_NORM_BUILDERS = ("mlp_bn", "vgg_style", "resnet_cifar")
@@ -114,14 +115,14 @@ def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyp
 
 
 def _use_keras_batch_norm() -> None:
-    """Build and train with keras.layers.BatchNormalization in place of src/layers.py's."""
+    """Build and train with keras.layers.BatchNormalization in place of src/learning/layers.py's."""
     import keras
 
-    import src.layers
-    import src.speed.shards
+    import src.learning.layers
+    import src.learning.speed.shards
 
-    src.layers.BatchNormalization = keras.layers.BatchNormalization  # what the builders import
-    src.speed.shards.batch_normalization = keras.ops.batch_normalization  # the synchronised one
+    src.learning.layers.BatchNormalization = keras.layers.BatchNormalization  # what the builders import
+    src.learning.speed.shards.batch_normalization = keras.ops.batch_normalization  # the synchronised one
 
 
 def chosen_levers(names: list[str] | None, config) -> list[str]:  # type: ignore[no-untyped-def]
@@ -133,7 +134,7 @@ def chosen_levers(names: list[str] | None, config) -> list[str]:  # type: ignore
 
 def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
     """One measurement, in this fresh process."""
-    from src.params import load_params
+    from src.ground.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     lever = LEVERS.get(variant, {})
@@ -146,7 +147,7 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
 
     import keras
 
-    from src.training import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
+    from src.learning.training import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
     timer = epoch_timer(keras)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(*args.worker, args.images, args.epochs)))
         return
 
-    from src.params import load_params
+    from src.ground.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     model_ids = args.models or list(params.models)

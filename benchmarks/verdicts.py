@@ -6,7 +6,7 @@
     (or: make bench ARGS="verdicts --seeds 20")
 
 Trains each model many times, each run in a fresh process with the train stage's own model,
-settings and trainer (src.training), on a fixed, stratified pool of `--pool` of the 50,000
+settings and trainer (src.learning.training), on a fixed, stratified pool of `--pool` of the 50,000
 CIFAR-10 training images (the project's data/raw tarball: run `dvc repro download` first),
 split into train and validation by the prepare stage's own function with 10% for validation,
 as the pipeline does, and tested on all 10,000 test images:
@@ -19,7 +19,7 @@ as the pipeline does, and tested on all 10,000 test images:
 - `--splits` runs with split seeds 1, 2, ... (training seed 42): how much the data split moves
   the score, beside how much the training seed does.
 
-Then it applies the report's own verdict code (src.verdicts.judge) to `--draws` random draws of
+Then it applies the report's own verdict code (src.evidence.verdicts.judge) to `--draws` random draws of
 runs per procedure: A/A, two disjoint sets of seeds of the same params (a verdict of "better"
 or "worse" is a false alarm), and A/B, the same seeds before and after the change (the
 change's direction is known; a verdict of "better" is a catch). Procedures: one run each
@@ -70,7 +70,7 @@ def pool_splits(
     the prepare stage's own `split` with `split_seed`; the test set whole."""
     from sklearn.model_selection import train_test_split
 
-    from src.prepare import split
+    from src.stages.prepare import split
 
     x, y = data["train"]
     if pool < len(y):
@@ -80,16 +80,16 @@ def pool_splits(
 
 def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) -> dict[str, Any]:
     """Train one run in this fresh process, as the train stage does; test after the last two epochs."""
-    from src.params import load_params
+    from src.ground.params import load_params
 
     params = load_params()
     choose_kernels("pipeline", params.train)  # before TensorFlow loads, as the train stage does
     import keras
 
-    from src.callbacks import epoch_lines
-    from src.download import TARGET
-    from src.prepare import read_tarball
-    from src.training import fit, prepare_model
+    from src.learning.callbacks import epoch_lines
+    from src.learning.training import fit, prepare_model
+    from src.stages.download import TARGET
+    from src.stages.prepare import read_tarball
 
     if not TARGET.is_file():
         raise SystemExit(f"{TARGET} not found: run `dvc repro download` first")
@@ -131,14 +131,14 @@ def worker(model_id: str, seed: int, split_seed: int, pool: int, epochs: int) ->
 
 
 def _called(judgement: Any) -> bool:
-    from src.stats import ALPHA
+    from src.evidence.stats import ALPHA
 
     return judgement.p is not None and judgement.p < ALPHA and judgement.difference != 0
 
 
 def _mcnemar_called(after: np.ndarray, before: np.ndarray) -> bool:
     """McNemar's verdict between two runs (what one run a side once got; the test set's noise only)."""
-    from src.stats import ALPHA, mcnemar_p
+    from src.evidence.stats import ALPHA, mcnemar_p
 
     return mcnemar_p(after, before) < ALPHA and after.mean() != before.mean()
 
@@ -148,7 +148,7 @@ def rates(
 ) -> list[dict[str, Any]]:
     """Per procedure: how often a verdict is called in A/A draws (false alarms) and how often
     "better" in A/B draws (catches). `before[i]`/`after[i]`: run i before and after the change."""
-    from src.verdicts import judge
+    from src.evidence.verdicts import judge
 
     seeds = len(before)
     rows = []

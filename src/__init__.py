@@ -1,1 +1,3 @@
-"""The study's pipeline: one module per DVC stage, and the modules they share."""
+"""The study's code, in layers that import downwards only: stages (what dvc.yaml runs) and
+running (make repro, SLURM, CI) on top; evidence and learning below them; ground at the bottom.
+"""

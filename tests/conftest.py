@@ -43,9 +43,9 @@ def params_dict(project_params: dict[str, Any], tiny_tarball: Path) -> dict[str,
 @pytest.fixture(scope="session")
 def prepared_project(tmp_path_factory: pytest.TempPathFactory, project_params, tiny_tarball) -> Path:
     """A directory with params.yaml and data/prepared/ made by the real prepare stage, once."""
-    from src.data import PREPARED_DIR
-    from src.download import TARGET
-    from src.prepare import read_tarball, save_splits, split
+    from src.ground.data import PREPARED_DIR
+    from src.stages.download import TARGET
+    from src.stages.prepare import read_tarball, save_splits, split
 
     directory = tmp_path_factory.mktemp("prepared")
     params = tiny_params(project_params, tiny_tarball)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from src.speed import configure_tensorflow, configure_threads
+from src.learning.speed import configure_tensorflow, configure_threads
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "op_digests.json"
 
@@ -36,10 +36,10 @@ def digest(*arrays: Any) -> str:
 
 
 def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
-    """(name, layer, input shape) for every layer type of src/models.py at the models' shapes."""
+    """(name, layer, input shape) for every layer type of src/learning/models.py at the models' shapes."""
     import keras
 
-    from src.layers import BatchNormalization
+    from src.learning.layers import BatchNormalization
 
     L = keras.layers
     cases: list[tuple[str, Any, tuple[int, ...]]] = []
@@ -120,7 +120,7 @@ def optimizer_digests(rng: np.random.Generator) -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    from src.speed import fuse_adam
+    from src.learning.speed import fuse_adam
 
     start = rng.standard_normal((3072, 512)).astype(np.float32)
     gradient = rng.standard_normal((3072, 512)).astype(np.float32) * 0.01
@@ -134,9 +134,9 @@ def optimizer_digests(rng: np.random.Generator) -> dict[str, str]:
 def model_digests(rng: np.random.Generator) -> dict[str, str]:
     import keras
 
-    from src.models import BUILDERS
-    from src.params import load_params
-    from src.training import compile_model, shard_count
+    from src.ground.params import load_params
+    from src.learning.models import BUILDERS
+    from src.learning.training import compile_model, shard_count
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml", builders=BUILDERS)
     images = rng.integers(0, 256, (32, 32, 32, 3)).astype(np.uint8)
@@ -153,7 +153,7 @@ def model_digests(rng: np.random.Generator) -> dict[str, str]:
 
 
 def approximate_op_digests(rng: np.random.Generator) -> dict[str, str]:
-    """The ops src/layers.py avoids: CPU estimates refined by a Newton step, CPU-maker specific.
+    """The ops src/learning/layers.py avoids: CPU estimates refined by a Newton step, CPU-maker specific.
     Recorded to show they differ between makers, not compared by the tests."""
     import tensorflow as tf
 
@@ -173,7 +173,7 @@ def compute(threads: int = 2) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from src.speed import cpuinfo_field, set_op_determinism
+    from src.learning.speed import cpuinfo_field, set_op_determinism
 
     tf.get_logger().setLevel("ERROR")  # retracing warnings: each case is its own function, on purpose
     set_op_determinism(True)

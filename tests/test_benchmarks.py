@@ -48,7 +48,7 @@ def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
 
 def test_a_bare_levers_flag_runs_every_lever_that_changes_something() -> None:
     from benchmarks import speed as train_speed
-    from src.params import ModelParams
+    from src.ground.params import ModelParams
 
     unsplit = ModelParams(builder="mlp_l2", display_name="MLP")
     split = ModelParams(builder="simple_cnn", display_name="CNN", cpu_shards=2)
@@ -97,8 +97,8 @@ def test_train_speed_rejects_unknown_models() -> None:
 @pytest.mark.slow
 def test_accuracy_scores_the_study_style_run_beside_the_train_stage(in_prepared_project) -> None:
     """Trains simple_cnn the study's way on the tiny prepared data and compares with the stage's scores."""
-    from src import train
-    from src.params import load_params
+    from src.ground.params import load_params
+    from src.stages import train
 
     train.train("simple_cnn", load_params())  # the train stage's own scores, one epoch
     out = in_prepared_project / "baseline.json"
@@ -137,8 +137,8 @@ def test_accuracy_scores_the_study_style_run_beside_the_train_stage(in_prepared_
 def test_accuracy_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
     """The pipeline run that --seeds adds for other seeds is the train stage's training: at the
     stage's seed it reproduces the stage's test scores exactly."""
-    from src import train
-    from src.params import load_params
+    from src.ground.params import load_params
+    from src.stages import train
 
     stage = train.train("mlp_l2", load_params())
     command = [sys.executable, "-m", "benchmarks", "accuracy", "--worker", "mlp_l2"]
@@ -191,8 +191,8 @@ def test_accuracy_needs_prepared_data(tmp_path) -> None:
 def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_project) -> None:
     """With --pipeline-order, the study's way draws the stage's weights, batch order and Dropout
     masks: only the arithmetic differs, so the first epoch's training loss agrees to rounding."""
-    from src import train
-    from src.params import load_params
+    from src.ground.params import load_params
+    from src.stages import train
 
     train.train("mlp_l2", load_params())
     stage_loss = json.loads((in_prepared_project / "reports/train/mlp_l2-42/metrics.json").read_text())[
@@ -212,7 +212,7 @@ def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_pr
 def test_verdicts_benchmark_trains_seeds_and_splits_and_tallies_the_report_verdicts(
     tmp_path, tiny_tarball, params_dict
 ) -> None:
-    from src.download import TARGET
+    from src.stages.download import TARGET
     from tests.conftest import write_params
 
     write_params(tmp_path, params_dict)

@@ -1,4 +1,4 @@
-"""src/ci.py, the pull-request study's steps, outside the workflow (tests/test_study_workflow.py
+"""src/running/ci.py, the pull-request study's steps, outside the workflow (tests/test_study_workflow.py
 runs them inside it)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from src import ci
-from src.cli import StageError
+from src.ground.cli import StageError
+from src.running import ci
 
 
 def test_without_a_shared_remote_the_plan_skips_with_one_notice(

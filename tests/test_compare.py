@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from src.cli import StageError
-from src.compare import compare
-from src.params import load_params
-from src.paths import live_dir, predictions_path
-from src.tables import REFERENCE
+from src.evidence.tables import REFERENCE
+from src.ground.cli import StageError
+from src.ground.params import load_params
+from src.ground.paths import live_dir, predictions_path
+from src.stages.compare import compare
 from tests.conftest import write_params
 
 PARAM_COUNTS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from src.download import DownloadError, download
+from src.stages.download import DownloadError, download
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -214,7 +214,7 @@ def test_always_truncated_body_gives_up_and_never_fills_the_target(server, tmp_p
 def test_https_to_http_redirect_is_refused() -> None:
     import urllib.request
 
-    from src.download import _NoDowngradeRedirect
+    from src.stages.download import _NoDowngradeRedirect
 
     request = urllib.request.Request("https://example.org/c.tar.gz")
     with pytest.raises(

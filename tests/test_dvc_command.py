@@ -1,4 +1,4 @@
-"""src/dvc_command.py: this environment's DVC, found without PATH's help."""
+"""src/ground/dvc_command.py: this environment's DVC, found without PATH's help."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src import dvc_command
+from src.ground import dvc_command
 from tests.conftest import ROOT
 
 BARE_PATH = "/usr/bin:/bin"  # a CI runner's, without the project's environment
 
 
 def test_dvc_runs_with_a_path_that_does_not_hold_it() -> None:
-    code = "from src import dvc_command; print(dvc_command.run('version').splitlines()[0])"
+    code = "from src.ground import dvc_command; print(dvc_command.run('version').splitlines()[0])"
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -35,7 +35,7 @@ def test_stages_find_this_interpreter_first(monkeypatch) -> None:  # type: ignor
 def test_a_failing_command_is_one_error_that_quotes_dvc() -> None:
     import pytest
 
-    from src.cli import StageError
+    from src.ground.cli import StageError
 
     with pytest.raises(StageError, match=r"`dvc no-such-command` failed:"):
         dvc_command.run("no-such-command")

@@ -22,18 +22,21 @@ def _module_file(module: str, root: Path = ROOT) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
-def imported_modules(path: Path, package: str = PACKAGE) -> set[str]:
+def _is_module(name: str, root: Path) -> bool:
+    path = root.joinpath(*name.split("."))
+    return path.is_dir() or path.with_suffix(".py").is_file()
+
+
+def imported_modules(path: Path, package: str = PACKAGE, root: Path = ROOT) -> set[str]:
     """The project modules a file imports anywhere in it (top level or inside functions)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from src import x` imports the module src.x; `from src.x import y` imports src.x
-            if node.module == package:
-                names = [f"{package}.{alias.name}" for alias in node.names]
-            else:
-                names = [node.module]
+            # `from src.pkg import x` imports src.pkg and, where x is a module, src.pkg.x
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [node.module, *(name for name in submodules if _is_module(name, root))]
         elif isinstance(node, ast.ImportFrom):
             raise AssertionError(f"{path}: use absolute imports (from {package}.x import ...)")
         else:
@@ -55,7 +58,7 @@ def import_closure(module: str, root: Path = ROOT) -> set[str]:
             if prefix in seen:
                 continue
             seen.add(prefix)
-            pending.extend(imported_modules(_module_file(prefix, root)) - seen)
+            pending.extend(imported_modules(_module_file(prefix, root), root=root) - seen)
     return {_module_file(name, root).relative_to(root).as_posix() for name in seen}
 
 
@@ -90,19 +93,24 @@ def test_the_closure_follows_imports_through_other_modules(tmp_path: Path) -> No
     (package / "__init__.py").write_text("")
     (package / "stage.py").write_text("from src.helper import x\n")
     (package / "helper.py").write_text("def x():\n    from src import deep\n")
-    (package / "deep.py").write_text("import os\n")
+    (package / "sub").mkdir()
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "leaf.py").write_text("")
+    (package / "deep.py").write_text("from src.sub import leaf\n")
     (package / "unused.py").write_text("")
     assert import_closure("src.stage", tmp_path) == {
         "src/__init__.py",
         "src/stage.py",
         "src/helper.py",
         "src/deep.py",
+        "src/sub/__init__.py",
+        "src/sub/leaf.py",
     }
 
 
 def test_no_module_imports_by_name_at_run_time() -> None:
     """import_closure reads import statements; a dynamic import would hide a dependency."""
-    for path in (ROOT / PACKAGE).glob("*.py"):
+    for path in (ROOT / PACKAGE).rglob("*.py"):
         text = path.read_text()
         assert "importlib.import_module" not in text and "__import__(" not in text, path
 
@@ -110,7 +118,7 @@ def test_no_module_imports_by_name_at_run_time() -> None:
 def test_one_training_stage_per_model_and_seed_declaring_only_its_own_model() -> None:
     train = DVC["stages"]["train"]
     assert train["matrix"] == {"model": "${models}", "seed": "${seeds}"}
-    assert train["cmd"] == "python -m src.train ${item.model} --seed ${item.seed}"
+    assert train["cmd"] == "python -m src.stages.train ${item.model} --seed ${item.seed}"
     assert train["params"] == ["train", "models.${item.model}"]  # the seed is in the command
     run = "${item.model}-${item.seed}"
     assert set(train["outs"]) == {f"models/{run}.keras", f"reports/train/{run}"}
@@ -128,7 +136,7 @@ def _outputs(stage: dict, kind: str) -> dict[str, dict]:
 
 def test_only_the_scores_are_metrics_and_the_reports_are_tracked_in_git() -> None:
     compare = DVC["stages"]["compare"]
-    assert compare["params"] == ["models", "seeds"]
+    assert compare["params"] == ["models", "seeds", "compare"]
     assert _outputs(compare, "metrics") == {"reports/metrics": {"cache": False}}
     outs = _outputs(compare, "outs")
     assert {"reports/curves.csv", "reports/predictions", "reports/figures"} <= set(outs)

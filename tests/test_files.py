@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from src.files import atomic_write, write_json
+from src.ground.files import atomic_write, write_json
 
 
 def test_write_json_replaces_the_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from src.layers import BatchNormalization, inverse_std  # noqa: E402
+from src.learning.layers import BatchNormalization, inverse_std  # noqa: E402
 
 # TensorFlow ops whose float results start from the CPU's estimate instructions (vrsqrtps,
 # vrcpps), which Intel and AMD implement differently; exact in float64.
@@ -83,9 +83,9 @@ def _executed_ops(run) -> set[tuple[str, int]]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_no_model_trains_or_predicts_with_a_cpu_estimate() -> None:
-    from src.models import BUILDERS
-    from src.params import load_params
-    from src.training import compile_model, shard_count
+    from src.ground.params import load_params
+    from src.learning.models import BUILDERS
+    from src.learning.training import compile_model, shard_count
 
     params = load_params(ROOT / "params.yaml", builders=BUILDERS)
     images = np.zeros((32, 32, 32, 3), np.uint8)
@@ -99,8 +99,8 @@ def test_no_model_trains_or_predicts_with_a_cpu_estimate() -> None:
 
 
 def test_a_saved_model_loads_back_with_this_layer(tmp_path: Path) -> None:
-    from src.model_file import load_model, save_model
-    from src.models import build_model
+    from src.learning.model_file import load_model, save_model
+    from src.learning.models import build_model
 
     model = build_model("mlp_bn", (32, 32, 3), 10, units=[8])
     save_model(model, tmp_path / "m.keras")

@@ -7,8 +7,8 @@ import inspect
 import numpy as np
 import pytest
 
-from src.models import BUILDERS, build_model
-from src.params import load_params
+from src.ground.params import load_params
+from src.learning.models import BUILDERS, build_model
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")

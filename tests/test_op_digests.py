@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from src.speed import cpu_flags
+from src.learning.speed import cpu_flags
 from tests.conftest import ROOT
 from tests.op_digests import GOLDEN
 
@@ -47,7 +47,7 @@ def test_every_op_gives_the_recorded_bytes(threads: int) -> None:
         for op, value in recorded["not used by the models"].items()
         if here["not used by the models"][op] != value
     ]
-    if approximate:  # expected between CPU makers: why src/layers.py avoids them
+    if approximate:  # expected between CPU makers: why src/learning/layers.py avoids them
         warnings.warn(
             f"CPU estimates differ from the recorded machine's: {', '.join(approximate)}", stacklevel=1
         )

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.models import BUILDERS
-from src.params import ParamsError, load_params, parse_params
+from src.ground.params import ParamsError, load_params, parse_params
+from src.learning.models import BUILDERS
 from tests.conftest import ROOT
 
 
@@ -83,7 +83,7 @@ def test_builder_argument_of_wrong_type(raw: dict) -> None:
 
 
 def test_builder_arguments_are_checked_only_with_the_registry(raw: dict) -> None:
-    """download, prepare and compare validate without src.models (not their dependency)."""
+    """download, prepare and compare validate without src.learning.models (not their dependency)."""
     raw["models"]["simple_cnn"]["dropout"] = 0.3
     assert parse_params(raw).models["simple_cnn"].builder_kwargs == {"dense_units": 64, "dropout": 0.3}
 

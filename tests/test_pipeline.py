@@ -93,7 +93,7 @@ def test_plots_color_the_curves_by_model(repo: Path) -> None:
 
 
 def test_editing_a_module_marks_exactly_the_stages_that_import_it(repo: Path) -> None:
-    shards = repo / "src" / "speed" / "shards.py"
+    shards = repo / "src" / "learning" / "speed" / "shards.py"
     original = shards.read_text()
     try:
         shards.write_text(original + "\n# an edit\n")
@@ -101,7 +101,7 @@ def test_editing_a_module_marks_exactly_the_stages_that_import_it(repo: Path) ->
         changed = json.loads(status[status.index("{") :])
         assert sorted(changed) == sorted(f"train@{m}-42" for m in STUDY_PARAMS)
         for stage, changes in changed.items():
-            assert changes == [{"changed deps": {"src/speed/shards.py": "modified"}}], stage
+            assert changes == [{"changed deps": {"src/learning/speed/shards.py": "modified"}}], stage
     finally:
         shards.write_text(original)
     assert "Data and pipelines are up to date." in _run(repo, "dvc", "status")
@@ -145,7 +145,7 @@ def test_experiment_reruns_only_the_changed_model_and_compare(repo: Path) -> Non
 
 
 def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
-    output = _run(repo, sys.executable, "-m", "src.report", "--ref", "HEAD")
+    output = _run(repo, sys.executable, "-m", "src.evidence.report", "--ref", "HEAD")
     report = (repo / "reports" / "pr_report.md").read_text()
     assert report.strip() in output
     verdicts = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
@@ -237,7 +237,7 @@ def test_report_with_two_seeds_a_side_gives_a_seed_level_verdict(
     params["models"]["simple_cnn"]["dense_units"] = 32
     write_params(copy, params)
     assert _stages_run(_run(copy, "dvc", "repro")) == ["train@simple_cnn-42", "train@simple_cnn-7", "compare"]
-    _run(copy, sys.executable, "-m", "src.report", "--ref", "HEAD")
+    _run(copy, sys.executable, "-m", "src.evidence.report", "--ref", "HEAD")
     report = (copy / "reports" / "pr_report.md").read_text()
     [row] = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
     assert "paired t over 2 seeds" in row and "| 2, 2 " in row
@@ -281,12 +281,18 @@ def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_
     for name, model_id in shares.items():
         # the committed entry matches but names outputs no one pushed: the stage trains
         output = _run(
-            clones[name], sys.executable, "-m", "src.remote", "repro", "--pull", f"train@{model_id}-42"
+            clones[name],
+            sys.executable,
+            "-m",
+            "src.running.remote",
+            "repro",
+            "--pull",
+            f"train@{model_id}-42",
         )
         assert f"train@{model_id}-42" in _stages_run(output)
-        _run(clones[name], sys.executable, "-m", "src.remote", "push", "--run-cache")
-        _run(clones[name], sys.executable, "-m", "src.study", "--export-lock", str(tmp_path / f"{name}.yaml"),
-             f"train@{model_id}-42")  # fmt: skip
+        _run(clones[name], sys.executable, "-m", "src.running.remote", "push", "--run-cache")
+        _run(clones[name], sys.executable, "-m", "src.running.study", "--export-lock",
+             str(tmp_path / f"{name}.yaml"), f"train@{model_id}-42")  # fmt: skip
     assert "Running stage 'download'" not in output  # b restored the data a had pushed
 
     c = clones["c"]
@@ -294,12 +300,12 @@ def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_
         c,
         sys.executable,
         "-m",
-        "src.study",
+        "src.running.study",
         "--merge-lock",
         str(tmp_path / "a.yaml"),
         str(tmp_path / "b.yaml"),
     )
-    output = _run(c, sys.executable, "-m", "src.remote", "repro", "--pull")
+    output = _run(c, sys.executable, "-m", "src.running.remote", "repro", "--pull")
     assert _stages_run(output) == ["compare"]  # prepare is restored, compare is cheap
     for model_id in shares.values():  # pulled as their handed-on dvc.lock entries name them
         assert f"Pulling data for stage: 'train@{model_id}-42'" in output
@@ -308,9 +314,9 @@ def test_stages_trained_on_two_machines_are_compared_on_a_third(repo: Path, tmp_
 
 
 def _remote_fails(clone: Path, *args: str, **env: str) -> str:
-    """Run `python -m src.remote <args>`, expect it to fail, and return its one error line."""
+    """Run `python -m src.running.remote <args>`, expect it to fail, and return its one error line."""
     result = subprocess.run(
-        [sys.executable, "-m", "src.remote", *args],
+        [sys.executable, "-m", "src.running.remote", *args],
         cwd=clone,
         env={**_env(), **env},
         capture_output=True,
@@ -352,18 +358,24 @@ def test_remote_faults_give_one_line_and_a_retry_trains_nothing(repo: Path, tmp_
 
     back = DyingProxy(s3.endpoint, port=proxy.port)  # the server is back, at the same address
     try:
-        output = _run(a, sys.executable, "-m", "src.remote", "repro", "--pull", "train@mlp_l2-42")
+        output = _run(a, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
         assert "Running stage" not in output  # nothing trains again
-        output = _run(a, sys.executable, "-m", "src.remote", "push", "--run-cache")
+        output = _run(a, sys.executable, "-m", "src.running.remote", "push", "--run-cache")
         assert re.search(r"\d+ files? pushed", output) and back.puts > 0  # the rest, not what was there
         # a fresh clone with a's dvc.lock entry restores the stage from S3 instead of training it
         b = _committed_clone(repo, tmp_path / "b", ["mlp_l2"])
         _use_s3(b, back.endpoint)
         _run(
-            a, sys.executable, "-m", "src.study", "--export-lock", str(tmp_path / "a.yaml"), "train@mlp_l2-42"
+            a,
+            sys.executable,
+            "-m",
+            "src.running.study",
+            "--export-lock",
+            str(tmp_path / "a.yaml"),
+            "train@mlp_l2-42",
         )
-        _run(b, sys.executable, "-m", "src.study", "--merge-lock", str(tmp_path / "a.yaml"))
-        output = _run(b, sys.executable, "-m", "src.remote", "repro", "--pull", "train@mlp_l2-42")
+        _run(b, sys.executable, "-m", "src.running.study", "--merge-lock", str(tmp_path / "a.yaml"))
+        output = _run(b, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
         assert "Running stage 'train@mlp_l2-42'" not in output
         metrics = "reports/train/mlp_l2-42/metrics.json"
         assert (b / metrics).read_bytes() == (a / metrics).read_bytes()
@@ -378,7 +390,7 @@ def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Pa
     nothing, and the scores are those of `repo`, trained one at a time."""
     clone = _committed_clone(repo, tmp_path / "fresh", ["mlp_l2", "simple_cnn"])
     result = subprocess.run(
-        [sys.executable, "-m", "src.study", "--jobs", "2"],
+        [sys.executable, "-m", "src.running.study", "--jobs", "2"],
         cwd=clone,
         env={**os.environ, "PATH": "/usr/bin:/bin"},
         capture_output=True,

@@ -1,12 +1,12 @@
-"""One line per remote fault (src/remote.py), from DVC's own output; the real faults against a
+"""One line per remote fault (src/running/remote.py), from DVC's own output; the real faults against a
 local S3 server are in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from src.cli import StageError
-from src.remote import diagnose, run
+from src.ground.cli import StageError
+from src.running.remote import diagnose, run
 
 REMOTE = ("team", "s3://team/cifar10", "https://minio.example.org")
 WHERE = "remote 'team' (s3://team/cifar10, endpoint https://minio.example.org)"
@@ -38,5 +38,7 @@ def test_an_unknown_failure_keeps_dvcs_last_error() -> None:
 
 
 def test_only_dvcs_remote_commands_are_run() -> None:
-    with pytest.raises(StageError, match=r"usage: python -m src.remote \{push,pull,fetch,repro,status\}"):
+    with pytest.raises(
+        StageError, match=r"usage: python -m src.running.remote \{push,pull,fetch,repro,status\}"
+    ):
         run(["gc", "-w"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from src import report
+from src.evidence import report
 from tests.test_compare import _predictions
 
 
@@ -124,8 +124,8 @@ def test_one_new_run_is_judged_against_the_recorded_seeds(reviewed: Path) -> Non
 
 
 def test_an_unknown_ref_is_named_with_the_fix(reviewed: Path) -> None:
-    from src.cli import StageError
-    from src.report import build_report
+    from src.evidence.report import build_report
+    from src.ground.cli import StageError
 
     with pytest.raises(StageError, match=r"no commit named 'nosuchref' in this repository: fetch it first"):
         build_report("nosuchref")

@@ -1,7 +1,7 @@
 """The train stage computes what params.yaml says, whatever machine (CPU maker, cores, threads)
 it lands on.
 
-Each run here is the real stage (`python -m src.train <id>`) in a fresh process on the tiny
+Each run here is the real stage (`python -m src.stages.train <id>`) in a fresh process on the tiny
 prepared data, so TensorFlow starts with the thread pools and kernels the stage chooses.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from src.model_file import load_model
-from src.paths import live_dir, model_path, predictions_path
-from src.speed import cpu_flags, cpuinfo_field
+from src.ground.paths import live_dir, model_path, predictions_path
+from src.learning.model_file import load_model
+from src.learning.speed import cpu_flags, cpuinfo_field
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -68,7 +68,11 @@ def run_stage(
             os.sched_setaffinity(0, cores)
 
     result = subprocess.run(
-        [sys.executable, "-m", "src.train", model_id], env=env, capture_output=True, text=True, preexec_fn=pin
+        [sys.executable, "-m", "src.stages.train", model_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=pin,
     )
     assert result.returncode == 0, result.stderr
     outputs = live_dir(model_id, SEED)
@@ -116,8 +120,8 @@ def _record() -> None:
     """Rewrite the recorded digests (run from the repository root)."""
     import tempfile
 
-    from src.paths import PREPARED_DIR
-    from src.prepare import read_tarball, save_splits, split
+    from src.ground.paths import PREPARED_DIR
+    from src.stages.prepare import read_tarball, save_splits, split
     from tests import fake_cifar
     from tests.conftest import IMAGES_PER_BATCH, VAL_SIZE, tiny_params, write_params
 

@@ -63,9 +63,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_tarball: Path) -> Pat
 
 
 def _study(clone: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no .venv on PATH: src.dvc_command finds DVC itself
-    return subprocess.run([sys.executable, "-m", "src.study", "--scheduler", "slurm", *args], cwd=clone,
-                          env=env, capture_output=True, text=True)  # fmt: skip
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no .venv on PATH: src.ground.dvc_command finds DVC itself
+    return subprocess.run([sys.executable, "-m", "src.running.study", "--scheduler", "slurm", *args],
+                          cwd=clone, env=env, capture_output=True, text=True)  # fmt: skip
 
 
 def _squeue(job: str, fields: str) -> list[list[str]]:
@@ -112,7 +112,7 @@ def test_a_cancelled_task_is_named_and_the_resubmission_trains_only_it(
     while time.monotonic() < deadline and _squeue(victim, "%T") != [["RUNNING"]]:
         time.sleep(0.3)
     subprocess.run(["scancel", victim], check=True)
-    watch = f"import json; from src import slurm; slurm.watch(json.load(open('{STUDY}/jobs.json')))"
+    watch = f"import json; from src.running import slurm; slurm.watch(json.load(open('{STUDY}/jobs.json')))"
     waited = subprocess.run([sys.executable, "-c", watch], cwd=clone, capture_output=True, text=True)
     assert waited.returncode != 0
     stage = jobs["stages"][3]

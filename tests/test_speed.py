@@ -1,5 +1,5 @@
-"""The speed levers (src/speed/): each switch reaches TensorFlow, none changes the rule, and
-no module outside src/speed/ touches a private Keras or TensorFlow name."""
+"""The speed levers (src/learning/speed/): each switch reaches TensorFlow, none changes the rule, and
+no module outside src/learning/speed/ touches a private Keras or TensorFlow name."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.speed import cpu_isa_record
+from src.learning.speed import cpu_isa_record
 from tests.conftest import ROOT
 
 keras = pytest.importorskip("keras")
@@ -25,11 +25,13 @@ PRIVATE = re.compile(
 def test_only_src_speed_touches_private_keras_or_tensorflow_names() -> None:
     offenders = []
     for path in sorted([*ROOT.glob("src/**/*.py"), *ROOT.glob("benchmarks/**/*.py")]):
-        if path.is_relative_to(ROOT / "src" / "speed"):
+        if path.is_relative_to(ROOT / "src" / "learning" / "speed"):
             continue
         offenders += [f"{path.relative_to(ROOT)}: {m.group()}" for m in PRIVATE.finditer(path.read_text())]
     assert offenders == []
-    assert PRIVATE.search((ROOT / "src" / "speed" / "shards.py").read_text())  # the pattern finds them
+    assert PRIVATE.search(
+        (ROOT / "src" / "learning" / "speed" / "shards.py").read_text()
+    )  # the pattern finds them
 
 
 def test_cpu_isa_record_says_which_kernels_ran() -> None:
@@ -42,9 +44,9 @@ def test_cpu_isa_record_says_which_kernels_ran() -> None:
 
 def test_fused_adam_follows_keras_adam() -> None:
     """The fused kernel applies Keras's Adam rule: same weights after a few steps, up to rounding."""
-    from src.params import ModelParams, TrainParams
-    from src.speed import _fused_adam_step
-    from src.training import make_optimizer
+    from src.ground.params import ModelParams, TrainParams
+    from src.learning.speed import _fused_adam_step
+    from src.learning.training import make_optimizer
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 20)).astype("float32")
@@ -70,7 +72,7 @@ def test_fused_adam_follows_keras_adam() -> None:
 def test_train_onednn_picks_tensorflows_kernels(onednn: bool) -> None:
     """train.onednn reaches TensorFlow, which reads it once at import: set before that, in a fresh process."""
     code = (
-        "from src.speed import configure_tensorflow, onednn_enabled\n"
+        "from src.learning.speed import configure_tensorflow, onednn_enabled\n"
         f"configure_tensorflow(onednn={onednn}, cpu_isa='avx2')\n"
         "import tensorflow\n"
         "print(onednn_enabled())\n"

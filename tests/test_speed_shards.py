@@ -1,4 +1,5 @@
-"""Batch shards side by side (src/speed/shards.py): the same computation as the whole batch at once."""
+"""Batch shards side by side (src/learning/speed/shards.py): the same computation as the whole
+batch at once."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from src.cli import StageError  # noqa: E402
-from src.models import build_model  # noqa: E402
-from src.params import ModelParams, TrainParams  # noqa: E402
-from src.speed.shards import BatchShards, check_keras_version, resolve_shards, unshardable_layers  # noqa: E402
-from src.training import compile_model, plain_model  # noqa: E402
+from src.ground.cli import StageError  # noqa: E402
+from src.ground.params import ModelParams, TrainParams  # noqa: E402
+from src.learning.models import build_model  # noqa: E402
+from src.learning.speed.shards import BatchShards, check_keras_version, resolve_shards, unshardable_layers  # noqa: E402
+from src.learning.training import compile_model, plain_model  # noqa: E402
 
 SMALL = {
     "vgg_style": {"filters": [4, 8], "dense_units": 8, "dropout": 0.5},  # BatchNorm after every conv
@@ -179,9 +180,9 @@ def test_compile_model_wraps_only_when_asked_and_possible(monkeypatch: pytest.Mo
     assert plain_model(model) is model.model and plain_model(model).name == "simple_cnn"
     assert not isinstance(compile_model(config, TrainParams(), shards=1), BatchShards)
 
-    import src.speed.shards
+    import src.learning.speed.shards
 
-    monkeypatch.setattr(src.speed.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
+    monkeypatch.setattr(src.learning.speed.shards, "_PER_IMAGE_LAYERS", (keras.layers.InputLayer,))
     with pytest.raises(StageError, match=r"cpu_shards=2 cannot split 'simple_cnn'.*set cpu_shards: 1"):
         compile_model(config, TrainParams(), shards=2)
 
@@ -207,7 +208,7 @@ def test_training_in_shards_follows_the_unsplit_model(float64: None, builder: st
     """Through `fit` with the train stage's settings (fused Adam, 25 steps per call), with
     BatchNorm, Dropout and augmentation: the same losses and weights after two epochs, in
     float64 (in float32, rounding makes long runs drift apart, as with any change of kernels)."""
-    from src.training import datasets, seed_everything
+    from src.learning.training import datasets, seed_everything
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (200, 32, 32, 3)).astype("uint8")

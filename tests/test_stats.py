@@ -1,4 +1,4 @@
-"""Intervals and tests with known answers (src/stats.py); the verdicts: tests/test_verdicts.py."""
+"""Intervals and tests with known answers (src/evidence/stats.py); the verdicts: tests/test_verdicts.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from src import stats
+from src.evidence import stats
 
 IMAGES = 10_000
 
@@ -101,7 +101,7 @@ def test_holm_gives_statsmodels_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from statsmodels.stats.multitest import multipletests
 
-    # statsmodels' Holm runs gc.collect() on every call (why src/stats.py computes it itself):
+    # statsmodels' Holm runs gc.collect() on every call (why src/evidence/stats.py computes it itself):
     # 800 of them take minutes in a test worker that holds TensorFlow, and change no value
     monkeypatch.setattr(gc, "collect", lambda *args: 0)
     rng = np.random.default_rng(0)

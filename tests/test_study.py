@@ -1,4 +1,4 @@
-"""`make study` (src/study.py): the order of the queue, the seeds it sets, the threads it gives.
+"""`make study` (src/running/study.py): the order of the queue, the seeds it sets, the threads it gives.
 The end-to-end run, side by side with the same bytes, is in tests/test_pipeline.py."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src import study
-from src.params import parse_params
+from src.ground.params import parse_params
+from src.running import plan, study
 from tests.conftest import ROOT
 
 
@@ -27,19 +27,19 @@ def test_the_longest_runs_are_queued_first(tmp_path: Path) -> None:
     }.items():
         (timings / f"{run}.json").write_text(json.dumps({"train_seconds": seconds, "cpu": "x"}))
     stages = ["train@mlp_l2-7", "train@simple_cnn-7", "train@new_model-7", "train@resnet-7"]
-    assert study.longest_first(stages, timings) == [
+    assert plan.longest_first(stages, timings) == [
         "train@new_model-7",  # never timed: it may be the longest
         "train@resnet-7",
         "train@simple_cnn-7",
         "train@mlp_l2-7",
     ]
-    assert study.longest_first(stages, tmp_path / "missing") == stages  # no timings: as listed
+    assert plan.longest_first(stages, tmp_path / "missing") == stages  # no timings: as listed
 
 
 def test_set_seeds_edits_params_yaml_as_dvc_exp_run_does_and_keeps_its_comments(tmp_path: Path) -> None:
     params_file = tmp_path / "params.yaml"
     params_file.write_text((ROOT / "params.yaml").read_text())
-    study.set_seeds([42, 1, 2], params_file)
+    plan.set_seeds([42, 1, 2], params_file)
     text = params_file.read_text()
     assert yaml.safe_load(text)["seeds"] == [42, 1, 2]
     assert "# One training run per model and seed" in text and "# random horizontal flip" in text
@@ -48,7 +48,7 @@ def test_set_seeds_edits_params_yaml_as_dvc_exp_run_does_and_keeps_its_comments(
 
 def test_jobs_below_one_are_refused_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "src.study", "--jobs", "0"],
+        [sys.executable, "-m", "src.running.study", "--jobs", "0"],
         cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 1

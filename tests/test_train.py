@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.cli import StageError
-from src.model_file import load_model
-from src.params import load_params
-from src.paths import live_dir, model_path, predictions_path, timing_path
-from src.train import train
+from src.ground.cli import StageError
+from src.ground.params import load_params
+from src.ground.paths import live_dir, model_path, predictions_path, timing_path
+from src.learning.model_file import load_model
+from src.stages.train import train
 from tests.conftest import ROOT, write_params
 
 keras = pytest.importorskip("keras")
@@ -98,7 +98,7 @@ def test_missing_prepared_data(in_prepared_project: Path) -> None:
 
 def test_cli_reports_one_clear_line(in_prepared_project: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "src.train", "nope"],
+        [sys.executable, "-m", "src.stages.train", "nope"],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
@@ -125,7 +125,7 @@ def test_gpu_device_without_a_gpu_stops_with_one_line_and_writes_nothing(
     params_dict["train"]["device"] = "gpu"
     write_params(in_prepared_project, params_dict)
     result = subprocess.run(
-        [sys.executable, "-m", "src.train", "mlp_l2"],
+        [sys.executable, "-m", "src.stages.train", "mlp_l2"],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -144,7 +144,7 @@ def test_gpu_device_without_a_gpu_stops_with_one_line_and_writes_nothing(
 def test_cpu_device_hides_gpus_before_tensorflow_loads_and_is_recorded(in_prepared_project: Path) -> None:
     script = (
         "import os, sys\n"
-        "from src.training import select_device\n"
+        "from src.learning.training import select_device\n"
         "assert 'tensorflow' not in sys.modules\n"
         "assert select_device('cpu') == []\n"
         "print(os.environ['CUDA_VISIBLE_DEVICES'])\n"

@@ -1,11 +1,11 @@
-"""The mechanics of training (src/training.py): scores, Ctrl-C."""
+"""The mechanics of training (src/learning/training.py): scores, Ctrl-C."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from src.training import scores
+from src.learning.training import scores
 
 keras = pytest.importorskip("keras")
 
@@ -24,7 +24,7 @@ def test_ctrl_c_swallowed_during_a_step_still_stops_training() -> None:
     import contextlib
     import signal
 
-    from src.callbacks import ctrl_c_recorded, stop_on_ctrl_c
+    from src.learning.callbacks import ctrl_c_recorded, stop_on_ctrl_c
 
     before = signal.getsignal(signal.SIGINT)
     with ctrl_c_recorded() as received:

@@ -1,4 +1,4 @@
-"""Verdicts with known answers (src/verdicts.py): seed distributions simulated with fixed seeds.
+"""Verdicts with known answers (src/evidence/verdicts.py): seed distributions simulated with fixed seeds.
 
 Each run's accuracy is drawn from a normal distribution with a 1.5-point seed spread and
 rounded to whole test images (of 10,000), as real accuracies are; the verdicts then have to
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src import stats, verdicts
+from src.evidence import stats, verdicts
 
 SPREAD = 0.015
 DRAWS = 1000

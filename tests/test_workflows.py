@@ -62,7 +62,7 @@ def test_study_workflow_is_thin_current_and_least_privileged() -> None:
     assert "src/**" in workflow[True]["pull_request"]["paths"]  # YAML 1.1 reads the key `on` as True
     for name in ("plan", "train", "report"):  # the project's own steps, with the runner's Python
         runs = _steps(jobs[name])
-        assert f"python -m src.ci {name}" in runs and "make setup EXTRAS=s3 PYTHON=python" in runs
+        assert f"python -m src.running.ci {name}" in runs and "make setup EXTRAS=s3 PYTHON=python" in runs
         assert "GITHUB_PATH" in runs and jobs[name]["permissions"] == {"contents": "read"}
         assert "AWS_ACCESS_KEY_ID" in jobs[name]["env"]
     comment = jobs["comment"]

@@ -1,0 +1,3 @@
+"""The evidence: statistics over seeds and test images, verdicts, tables, figures, and the
+pull-request report (`python -m src.evidence.report`). May import src.ground only.
+"""

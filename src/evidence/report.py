@@ -1,0 +1,221 @@
+"""A pull-request report: the workspace's results against a git ref, in Markdown.
+
+    python -m src.evidence.report --ref main        (or: make report REF=main)
+
+Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
+the change is beyond the noise of retraining (src/evidence/verdicts.py `judge`, on the two revisions'
+test predictions of that model: a t-test over seeds with several seeds a side, paired where
+at least two seeds match; one new run against the other side's seeds; no verdict from one
+seed a side, where McNemar's p between the runs of the same seed is shown as the test set's
+noise only), Holm-corrected over the models judged, the per-model metric
+changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the
+current comparison table, and the figures that changed, the way a reviewer reads them. The CML
+workflow posts it as a pull-request comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from src.evidence import verdicts
+from src.evidence.stats import format_p
+from src.evidence.tables import markdown_table, probability
+from src.ground import dvc_command
+from src.ground import predictions as run_predictions
+from src.ground.cli import StageError, run_stage
+from src.ground.files import write_text
+from src.ground.paths import (
+    COMPARISON_CSV,
+    FIGURES,
+    METRICS_DIR,
+    PR_REPORT,
+    PREDICTIONS_DIR,
+    STATISTICS,
+    split_run_name,
+)
+
+REPORT = PR_REPORT
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StageError(f"`{' '.join(args)}` failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout.strip()
+
+
+def changed_figures(ref: str) -> list[Path]:
+    """PNG files under reports/figures that differ from `ref` or are new."""
+    changed = _run("git", "diff", "--name-only", ref, "--", str(FIGURES)).splitlines()
+    untracked = _run("git", "ls-files", "--others", "--exclude-standard", "--", str(FIGURES)).splitlines()
+    return sorted(
+        Path(name) for name in {*changed, *untracked} if name.endswith(".png") and Path(name).exists()
+    )
+
+
+def _at(ref: str | None, path: Path) -> str | None:
+    """A file's text at a git ref (None: the workspace), or None where it does not exist."""
+    if ref is None:
+        return path.read_text() if path.is_file() else None
+    result = subprocess.run(["git", "show", f"{ref}:{path.as_posix()}"], capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def _listed(ref: str | None, directory: Path, suffix: str) -> list[str]:
+    """Names (without suffix) of the files in a directory at a git ref or in the workspace."""
+    if ref is None:
+        names = [path.name for path in directory.glob(f"*{suffix}")]
+    else:
+        listing = subprocess.run(
+            ["git", "ls-tree", "--name-only", f"{ref}:{directory.as_posix()}"], capture_output=True, text=True
+        )  # fails where the directory did not exist at that ref: no files
+        names = listing.stdout.splitlines() if listing.returncode == 0 else []
+    return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
+
+
+def _scores(ref: str | None, model_id: str) -> dict[str, float] | None:
+    """A model's four scores at a git ref (None: the workspace), or None where it had none."""
+    text = _at(ref, METRICS_DIR / f"{model_id}.json")
+    return None if text is None else json.loads(text)
+
+
+def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
+    """Per seed, which test images the model got right at `ref` (None: the workspace)."""
+    runs = {}
+    for name in _listed(ref, PREDICTIONS_DIR, ".csv"):
+        run = split_run_name(name)
+        if run is not None and run[0] == model_id:
+            text = _at(ref, PREDICTIONS_DIR / f"{name}.csv")
+            if text is not None:
+                y_true, y_pred = run_predictions.parse(text, name)
+                runs[run[1]] = y_true == y_pred
+    return runs
+
+
+def seed_spread(ref: str | None, model_id: str) -> float | None:
+    """The model's accuracy standard deviation over seeds in statistics.json at `ref` (None: the
+    workspace), or None where that run had one seed."""
+    text = _at(ref, STATISTICS)
+    if text is None:
+        return None
+    model = json.loads(text).get("models", {}).get(model_id, {})
+    return model.get("accuracy", {}).get("sd")
+
+
+def model_verdicts(ref: str) -> tuple[list[dict[str, Any]], str]:
+    """For every model whose scores differ from `ref`: the accuracy change and whether it is
+    beyond the noise of retraining (`verdicts.judge`), the verdicts Holm-corrected together
+    (`verdicts.family`); and the line that says what error rate they hold to."""
+    rows: list[dict[str, Any]] = []
+    judged: list[verdicts.Judgement] = []
+    for model_id in _listed(None, METRICS_DIR, ".json"):
+        old, new = (_scores(revision, model_id) for revision in (ref, None))
+        if old is None and new is not None:
+            added = f"– → {new['accuracy']:.4f}"
+            rows.append({"model": model_id, "accuracy": added, "verdict": f"no scores at {ref}"})
+            continue
+        if old is None or new is None or old == new:
+            continue
+        before, after = _correct(ref, model_id), _correct(None, model_id)
+        row: dict[str, Any] = {
+            "model": model_id,
+            "accuracy": f"{old['accuracy']:.4f} → {new['accuracy']:.4f}",
+            "change": f"{100 * (new['accuracy'] - old['accuracy']):+.2f} pts",
+        }
+        if not before or not after:
+            rows.append(row | {"verdict": "not tested: no predictions to compare"})
+            continue
+        if set(after) <= set(before) and all(np.array_equal(after[s], before[s]) for s in after):
+            continue  # the same runs, fewer of them (a quick experiment with one seed): nothing changed
+        spread = seed_spread(ref, model_id) or seed_spread(None, model_id)
+        rows.append(row | {"judgement": len(judged)})
+        judged.append(verdicts.judge(after, before, spread_hint=spread))
+    corrected = verdicts.family(judged)
+    for row in rows:
+        if "judgement" in row:
+            row.update(_verdict_columns(corrected[row.pop("judgement")]))
+    return rows, verdicts.family_line(judged)
+
+
+def _verdict_columns(judged: verdicts.Judgement) -> dict[str, str]:
+    interval = judged.interval
+    mcnemar = "–" if judged.mcnemar is None else f"{format_p(judged.mcnemar[0])} ({judged.mcnemar[1]})"
+    return {
+        "seeds (new, old)": f"{judged.seeds[0]}, {judged.seeds[1]}",
+        "test": judged.test,
+        "interval": "–"
+        if interval is None
+        else f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}] pts ({100 * (1 - judged.alpha):.1f}%)",
+        "P(new > old)": probability(judged.p_better, judged.seed_pairs),
+        "verdict": judged.verdict(),
+        "McNemar p (test set only)": mcnemar,
+    }
+
+
+def _check_ref(ref: str) -> None:
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, text=True
+    )
+    if found.returncode == 0:
+        return
+    shallow = _run("git", "rev-parse", "--is-shallow-repository") == "true"
+    hint = (
+        "this clone is shallow: `git fetch --unshallow` (in CI, checkout with fetch-depth: 0)"
+        if shallow
+        else f"fetch it first (`git fetch origin {ref}`, then REF=origin/{ref}) or check the spelling"
+    )
+    raise StageError(f"no commit named {ref!r} in this repository: {hint}")
+
+
+def build_report(ref: str) -> str:
+    _check_ref(ref)
+    # the four scores per model only: timings vary run to run and data facts are not scores
+    metrics = dvc_command.run(
+        "metrics", "diff", ref, "--md", "--precision", "4", "--targets", str(METRICS_DIR)
+    )
+    params = dvc_command.run("params", "diff", ref, "--md")
+    comparison = COMPARISON_CSV
+    rows, family = model_verdicts(ref)
+    sections = [
+        f"# Results against `{ref}`",
+        "## Beyond noise?",
+        f"{pd.DataFrame(rows).to_markdown(index=False)}\n\n{family}"
+        if rows
+        else "_No model's scores changed._",
+        "## Metrics (test set, per model)",
+        metrics or "_No metric changed._",
+        "## Parameters",
+        params or "_No parameter changed._",
+    ]
+    if comparison.exists():
+        sections += ["## Comparison in this branch", markdown_table(pd.read_csv(comparison))]
+    figures = changed_figures(ref)
+    sections.append("## Changed figures")
+    if figures:
+        # paths relative to the report, so the images show beside it and CML uploads them
+        sections += [
+            f"### {path.stem}\n\n![{path.stem}]({path.relative_to(REPORT.parent)})" for path in figures
+        ]
+    else:
+        sections.append("_No figure changed._")
+    return "\n\n".join(sections) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default="main", help="git ref to compare the workspace against")
+    args = parser.parse_args()
+    text = build_report(args.ref)
+    write_text(REPORT, text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,155 @@
+"""The pull-request study's steps, runnable on a laptop as on a CI runner (study.yml calls them).
+
+    python -m src.running.ci plan                  is there a shared remote? prepare the data, list the stages
+    python -m src.running.ci train STAGE --out DIR  restore or train one stage, push it, hand on its entry
+    python -m src.running.ci report --stages JSON --entries DIR   merge, restore, compare; the report
+
+Each finds DVC through src/ground/dvc_command.py (no reliance on PATH) and ends a failure with one
+line. Where GitHub's files exist ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) they get the step's
+outputs and summary; elsewhere those are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+from src.ground import dvc_command
+from src.ground.cli import StageError, run_stage
+from src.ground.files import write_text
+from src.ground.paths import PR_REPORT
+from src.running import remote, workspaces
+from src.running.plan import training_stages
+
+MATRIX_LIMIT = 256  # GitHub's most jobs in one matrix
+
+
+def _output(**values: str) -> None:
+    """Step outputs: to $GITHUB_OUTPUT on a runner, printed elsewhere."""
+    lines = "".join(f"{key}={value}\n" for key, value in values.items())
+    target = os.environ.get("GITHUB_OUTPUT")
+    if target:
+        with open(target, "a") as out:
+            out.write(lines)
+    print(lines, end="")
+
+
+def _notice(message: str) -> None:
+    print(f"::notice::{message}" if os.environ.get("GITHUB_ACTIONS") else message)
+
+
+def _summary(markdown: str) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a") as out:
+            out.write(markdown + "\n")
+
+
+def use_endpoint() -> None:
+    """Point the default remote at $DVC_S3_ENDPOINT (a non-AWS S3 server), where it is set."""
+    endpoint = os.environ.get("DVC_S3_ENDPOINT")
+    name = dvc_command.value("remote", "default")
+    if endpoint and name:
+        dvc_command.run("remote", "modify", "--local", name, "endpointurl", endpoint)
+
+
+def is_fork() -> bool:
+    """Whether this run is for a pull request from a fork (no secrets, a read-only token)."""
+    event = os.environ.get("GITHUB_EVENT_PATH")
+    if not event or not Path(event).is_file():
+        return False
+    pull = json.loads(Path(event).read_text()).get("pull_request") or {}
+    head, base = (pull.get(side, {}).get("repo") or {} for side in ("head", "base"))
+    return bool(pull) and head.get("full_name") != base.get("full_name")
+
+
+def shared_remote() -> str | None:
+    """The default remote's URL where every runner can reach it (a scheme://); None otherwise."""
+    _, url, _ = remote.describe_remote()
+    return url if re.match(r"^[a-z0-9]+://", url or "") else None
+
+
+def plan() -> None:
+    """Skip with a notice where the fan-out cannot run; else prepare the data once and list the stages."""
+    if is_fork():
+        _notice("pull request from a fork: it gets no secrets, so the study fan-out is skipped")
+        return _output(enabled="false", stages="[]")
+    url = shared_remote()
+    if url is None:
+        _notice("no shared DVC remote (dvc remote add -d team s3://...): the study fan-out is skipped")
+        return _output(enabled="false", stages="[]")
+    remote.run(["repro", "--pull", "prepare"])
+    remote.run(["push", "--run-cache"])
+    stages = training_stages()
+    if not stages:
+        raise StageError("dvc.yaml lists no train@ stage: check params.yaml's models and seeds")
+    if len(stages) > MATRIX_LIMIT:
+        raise StageError(
+            f"{len(stages)} training stages exceed GitHub's {MATRIX_LIMIT} jobs a matrix: use fewer seeds"
+        )
+    _output(enabled="true", stages=json.dumps(stages))
+
+
+def train(stage: str, out: Path) -> None:
+    """Restore the stage from the remote, or train it; push it; write its dvc.lock entry to `out`."""
+    remote.run(["repro", "--pull", stage])
+    remote.run(["push", "--run-cache", stage])
+    entry = workspaces.lock_entry(stage, Path("."))
+    workspaces.write_entries(out / f"{workspaces.folder_name(stage)}.yaml", {stage: entry})
+
+
+def report(stages: list[str], entries: Path, ref: str | None) -> None:
+    """Merge the legs' entries, restore every stage, run compare (training nothing), and write the
+    report; legs that handed on nothing are named first."""
+    handed = workspaces.read_entries(sorted(entries.glob("*.yaml")) if entries.is_dir() else [])
+    missing = [stage for stage in stages if stage not in handed]
+    if missing:
+        text = "# Results\n\nThese training legs failed or were cancelled, so nothing was compared:\n\n"
+        text += "\n".join(f"- `{stage}`" for stage in missing) + "\n"
+        write_text(PR_REPORT, text)
+        _summary(text)
+        raise StageError(f"{len(missing)} training leg(s) handed on nothing: {', '.join(missing)}")
+    workspaces.merge(handed)
+    remote.run(["pull", *stages])  # every leg's outputs: a missing one fails here, before any training
+    output = remote.run(["repro", "--pull"])
+    trained = re.findall(r"Running stage '(train@[^']+)'", output)
+    if trained:
+        raise StageError(f"{trained} trained in the report job: their legs did not push them")
+    if ref:
+        from src.evidence.report import build_report
+
+        text = build_report(ref)
+        run = os.environ.get("GITHUB_RUN_ID")
+        if run:  # figures: in the run's artifact, not on a third-party host
+            url = f"{os.environ.get('GITHUB_SERVER_URL', '')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
+            text += f"\nFigures and this report: the `study-report` artifact of {url}/actions/runs/{run}\n"
+        write_text(PR_REPORT, text)
+        _summary(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("plan")
+    leg = commands.add_parser("train")
+    leg.add_argument("stage")
+    leg.add_argument("--out", type=Path, default=Path("lock-entries"))
+    last = commands.add_parser("report")
+    last.add_argument("--stages", required=True, help="the plan's JSON list of training stages")
+    last.add_argument("--entries", type=Path, default=Path("lock-entries"))
+    last.add_argument("--ref", help="the git ref to report against (the pull request's base)")
+    args = parser.parse_args()
+    use_endpoint()
+    if args.command == "plan":
+        plan()
+    elif args.command == "train":
+        train(args.stage, args.out)
+    else:
+        report(json.loads(args.stages), args.entries, args.ref)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,205 @@
+"""Stage `compare`: put every model of params.yaml side by side.
+
+Reads each run's `reports/train/<id>-<seed>/` (written by train@<id>-<seed>, cached by DVC)
+for the models and seeds listed in params.yaml, in that order (never by globbing, so a removed model's stale
+files are ignored), and writes the small, git-tracked reports a reviewer reads:
+
+- `reports/metrics/<id>.json`: the model's four test scores (accuracy, macro precision,
+  recall and F1; means over seeds), one file per model, so `dvc metrics show` prints one
+  compact row per model and `dvc metrics diff` lists only score changes; deterministic bytes;
+- `reports/curves.csv`: every run's accuracy and loss per epoch (from 1), train and
+  validation, one row per model, seed and epoch, for `dvc plots` (per model, the mean over
+  seeds with a band);
+- `reports/predictions/<id>-<seed>.csv`: each run's test predictions (actual, predicted
+  class), for the confusion matrices in `dvc plots` and for statistics without retraining;
+- `reports/statistics.json`: each score's 95% interval per model, and every pair of models
+  judged as `make report` judges a change (src/evidence/verdicts.py: seed-level test, Holm-corrected p,
+  the interval that test inverts, P(first > second), the smallest difference the seeds could
+  detect);
+- `reports/comparison.csv` and `reports/comparison.md`: the study's table with intervals
+  and parameter counts, the pairwise verdicts, and the original study's numbers for context;
+- `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
+  `reports/figures/learning_curves/<id>.png` (src/evidence/figures.py; the tables: src/evidence/tables.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from src.evidence import figures, tables, verdicts
+from src.evidence.tables import METRIC_KEYS, SCORES
+from src.ground import predictions as run_predictions
+from src.ground.cli import StageError, run_stage
+from src.ground.data import CLASSES
+from src.ground.files import write_json, write_text
+from src.ground.params import Params, load_params
+from src.ground.paths import (
+    COMPARISON_CSV,
+    COMPARISON_MD,
+    CURVES,
+    LEARNING_CURVES_DIR,
+    METRICS_DIR,
+    METRICS_FIGURE,
+    PREDICTIONS_DIR,
+    STATISTICS,
+    VAL_ACCURACY_FIGURE,
+    curve_path,
+    live_metrics_path,
+    predictions_path,
+    run_name,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _missing(path: Path, model_id: str, seed: int) -> StageError:
+    return StageError(f"{path} not found: run `dvc repro train@{run_name(model_id, seed)}` first")
+
+
+def _read_json(path: Path, model_id: str, seed: int) -> dict[str, Any]:
+    if not path.is_file():
+        raise _missing(path, model_id, seed)
+    return json.loads(path.read_text())
+
+
+def _read_curve(model_id: str, seed: int, split: str, metric: str) -> pd.Series:
+    path = curve_path(model_id, seed, split, metric)
+    if not path.is_file():
+        raise _missing(path, model_id, seed)
+    curve = pd.read_csv(path, sep="\t")
+    return pd.Series(curve[metric].to_numpy(), index=curve["step"].to_numpy() + 1, name=metric)
+
+
+def _runs(params: Params) -> list[tuple[str, int]]:
+    """Every training run of params.yaml, model by model, each model's seeds in order."""
+    return [(model_id, seed) for model_id in params.models for seed in params.seeds]
+
+
+def learning_curves(params: Params) -> pd.DataFrame:
+    """Accuracy and loss per epoch (from 1), train and validation, of every run, in
+    params.yaml's order: one row per model, seed and epoch."""
+    frames = []
+    for model_id, seed in _runs(params):
+        columns = {
+            f"{prefix}_{metric}": _read_curve(model_id, seed, split, metric)
+            for prefix, split in (("train", "train"), ("val", "eval"))
+            for metric in ("accuracy", "loss")
+        }
+        frame = pd.DataFrame(columns).rename_axis("epoch").reset_index()
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "model", params.models[model_id].display_name)
+        frame.insert(0, "id", model_id)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _remove_stale(directory: Path, suffix: str, names: list[str]) -> None:
+    """Remove this stage's files of runs no longer in params.yaml (left by an earlier run
+    outside DVC, which clears them itself) so they cannot pass for current ones."""
+    for stale in directory.glob(f"*{suffix}"):
+        if stale.stem not in names:
+            stale.unlink()
+
+
+def _write_each(directory: Path, suffix: str, contents: dict[str, str]) -> None:
+    """One file per name, <name><suffix>, in a directory of this stage's own."""
+    for name, text in contents.items():
+        write_text(directory / f"{name}{suffix}", text)
+    _remove_stale(directory, suffix, list(contents))
+
+
+def _predictions(model_id: str, seed: int) -> str:
+    path = predictions_path(model_id, seed)
+    if not path.is_file():
+        raise _missing(path, model_id, seed)
+    return path.read_text()
+
+
+def collect(params: Params) -> pd.DataFrame:
+    """Test metrics of every run, one row per model and seed."""
+    rows = []
+    for model_id, seed in _runs(params):
+        path = live_metrics_path(model_id, seed)
+        test = _read_json(path, model_id, seed).get("test", {})
+        missing = [key for key in METRIC_KEYS if key not in test]
+        if missing:
+            stage = f"train@{run_name(model_id, seed)}"
+            raise StageError(f"{path} lacks {missing}: rerun `dvc repro {stage}`")
+        rows.append({"id": model_id, "seed": seed, **{key: test[key] for key in METRIC_KEYS}})
+    return pd.DataFrame(rows, columns=["id", "seed", *METRIC_KEYS])
+
+
+def checked_answers(
+    params: Params, runs: pd.DataFrame, predictions: dict[str, str]
+) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Per model and seed, the run's (true, predicted) test labels; stops where a run was tested
+    on other images than the others, or where its predictions disagree with its metrics.json
+    (files of two different runs)."""
+    labels: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    truth: np.ndarray | None = None
+    for model_id in params.models:
+        labels[model_id] = {}
+        for seed in params.seeds:
+            name = run_name(model_id, seed)
+            y_true, y_pred = run_predictions.parse(predictions[name], f"{predictions_path(model_id, seed)}")
+            if truth is None:
+                truth = y_true
+            elif not np.array_equal(truth, y_true):
+                raise StageError(f"{name} was tested on other images than the other runs: rerun it")
+            right = y_true == y_pred
+            logged = float(runs[(runs["id"] == model_id) & (runs["seed"] == seed)]["accuracy"].iloc[0])
+            if abs(right.mean() - logged) > 1e-6:
+                raise StageError(
+                    f"{name}: its predictions give accuracy {right.mean():.6f} but its metrics.json "
+                    f"says {logged}: the two files are from different runs; rerun `dvc repro train@{name}`"
+                )
+            labels[model_id][seed] = (y_true, y_pred)
+    return labels
+
+
+def compare(params: Params) -> pd.DataFrame:
+    """Write the comparison reports and figures; return the comparison table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    runs = collect(params)
+    table = tables.comparison_table(params, runs)
+    curves = learning_curves(params)
+    scores = {
+        row["id"]: json.dumps({key: row[key] for key in SCORES}, indent=2) + "\n"
+        for row in table.to_dict("records")
+    }
+    predictions = {run_name(model_id, seed): _predictions(model_id, seed) for model_id, seed in _runs(params)}
+    labels = checked_answers(params, runs, predictions)  # every run, before anything is written
+    scores_by_seed = {m: runs[runs["id"] == m].set_index("seed")[list(SCORES)] for m in params.models}
+    summary = verdicts.summary(labels, scores_by_seed, len(CLASSES))
+    table = tables.with_intervals(table, summary)
+    _write_each(METRICS_DIR, ".json", scores)
+    _write_each(PREDICTIONS_DIR, ".csv", predictions)
+    write_text(CURVES, curves.to_csv(index=False))
+    write_json(STATISTICS, summary)
+    write_text(COMPARISON_CSV, table.to_csv(index=False, float_format="%.6f"))
+    pairs = tables.pairs_markdown(params, summary)
+    write_text(COMPARISON_MD, tables.comparison_markdown(table, pairs, summary))
+    figures.plot_metrics(table, runs, METRICS_FIGURE)
+    figures.plot_validation_accuracy(params, curves, VAL_ACCURACY_FIGURE)
+    for model_id, config in params.models.items():
+        path = LEARNING_CURVES_DIR / f"{model_id}.png"
+        figures.plot_learning_curves(curves, model_id, config.display_name, path)
+    _remove_stale(LEARNING_CURVES_DIR, ".png", list(params.models))
+    log.info("%s", tables.markdown_table(table))
+    return table
+
+
+def main() -> None:
+    compare(load_params())
+
+
+if __name__ == "__main__":
+    run_stage(main)
