@@ -15,7 +15,7 @@ JOBS ?= auto
 SCHEDULER ?= local
 SBATCH_ARGS ?=
 
-.PHONY: setup setup-gpu repro study test test-fast lint format report bench
+.PHONY: setup setup-gpu repro study test test-slow test-all lint format report bench
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -34,15 +34,18 @@ repro: setup  ## run the whole study (only the stages whose inputs changed), as 
 study: setup  ## make repro with options: JOBS=N, SEEDS="42 1 2", SCHEDULER=slurm SBATCH_ARGS="-p gpu --gres=gpu:1"
 	python -m src.running.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)")
 
-test: setup lint  ## lint, then the whole test suite (end-to-end DVC runs included)
-	pytest
-
-test-fast: setup  ## the suite without the slow end-to-end tests
+test: setup lint  ## lint, then the test suite without the slow end-to-end runs (a few minutes)
 	pytest -m "not slow"
 
-lint: setup
+test-slow: setup  ## the slow end-to-end runs: DVC pipelines, SLURM, interrupted training, every model's bytes
+	pytest -m slow
+
+test-all: test test-slow  ## everything, as CI runs it
+
+lint: setup  ## ruff (style, imports) and mypy (types), as CI runs them
 	ruff check .
 	ruff format --check .
+	mypy
 
 format: setup
 	ruff check --fix .

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from benchmarks import accuracy, prepare, queue, scaling, speed, verdicts
+from benchmarks import accuracy, prepare, queue, scaling, speed, task, verdicts
 
 BENCHMARKS = {
     "speed": speed.main,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "verdicts": verdicts.main,
     "scaling": scaling.main,
     "queue": queue.main,
+    "task": task.main,
 }
 
 

@@ -112,9 +112,9 @@ def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) ->
 
 def _stage_accuracy(model_id: str, seed: int, epochs: int) -> float | None:
     """train@<id>-<seed>'s test accuracy (its reports/train/.../metrics.json), if it ran with these epochs."""
-    from src.ground.paths import live_dir
+    from src.ground.paths import live_metrics_path
 
-    metrics_file = live_dir(model_id, seed) / "metrics.json"
+    metrics_file = live_metrics_path(model_id, seed)
     if not metrics_file.exists():
         return None
     test = json.loads(metrics_file.read_text()).get("test", {})
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(args.worker, args.epochs, args.pipeline_order, seed, args.way)))
         return
 
-    from src.ground.data import PREPARED_DIR
     from src.ground.params import load_params
+    from src.ground.paths import split_path
 
-    if not (PREPARED_DIR / "train.npz").exists():
-        raise SystemExit(f"{PREPARED_DIR}/train.npz not found: run `dvc repro prepare` first")
+    if not split_path("train").exists():
+        raise SystemExit(f"{split_path('train')} not found: run `dvc repro prepare` first")
     params = load_params()
     model_ids = args.models or list(params.models)
     unknown = sorted(set(model_ids) - set(params.models))

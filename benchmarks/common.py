@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def run_worker(module: str, *args: str, cwd: Path = ROOT, show_progress: bool = 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def choose_kernels(way: str, train_cfg=None) -> None:  # type: ignore[no-untyped-def]
+def choose_kernels(way: str, train_cfg: Any = None) -> None:
     """Choose TensorFlow's kernels in a fresh worker, before TensorFlow is imported.
 
     "pipeline": the train stage's own choice (train.onednn, train.cpu_isa, train.device);
@@ -46,10 +47,11 @@ def choose_kernels(way: str, train_cfg=None) -> None:  # type: ignore[no-untyped
         os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
 
 
-def epoch_timer(keras):  # type: ignore[no-untyped-def]
+def epoch_timer(keras: Any) -> Any:
     """A Keras callback that records each epoch's wall time in `.times`."""
+    base: Any = keras.callbacks.Callback
 
-    class EpochTimer(keras.callbacks.Callback):
+    class EpochTimer(base):
         def __init__(self) -> None:
             super().__init__()
             self.times: list[float] = []
@@ -63,7 +65,7 @@ def epoch_timer(keras):  # type: ignore[no-untyped-def]
     return EpochTimer()
 
 
-def study_style_model(config):  # type: ignore[no-untyped-def]
+def study_style_model(config: Any) -> Any:
     """The study's model: the registry's layers on float input, without the uint8 scaling layer."""
     import keras
 
@@ -80,9 +82,15 @@ def study_style_model(config):  # type: ignore[no-untyped-def]
     return model
 
 
-def fit_study_style(  # type: ignore[no-untyped-def]
-    model, config, train, val, epochs: int, callbacks: list, pipeline_order_seed: int | None = None
-):
+def fit_study_style(
+    model: Any,
+    config: Any,
+    train: Any,
+    val: Any,
+    epochs: int,
+    callbacks: list[Any],
+    pipeline_order_seed: int | None = None,
+) -> Any:
     """`fit` on float32 arrays in [0, 1], as the study did (or on the train stage's batches, in its order)."""
     (x, y), (x_val, y_val) = train, val
     if pipeline_order_seed is None:
@@ -90,10 +98,15 @@ def fit_study_style(  # type: ignore[no-untyped-def]
     else:  # no float copy of the whole training set: the batches are scaled as they are drawn
         import tensorflow as tf
 
+        from src.learning.callbacks import epoch_draws
         from src.learning.training import datasets
 
-        batches, _ = datasets(x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        batches, _ = datasets(
+            x, y, x_val, y_val, config.batch_size, config.batch_size, pipeline_order_seed, epoch
+        )
         data = {"x": batches.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))}
+        callbacks = [epoch_draws([], epoch, 1), *callbacks]  # the pipeline's order of each epoch
     return model.fit(
         **data,
         epochs=epochs,

@@ -4,7 +4,7 @@
                                [--jobs 2] [--stall-minutes 5] [--ways queue worktrees]
     (or: make bench ARGS="queue")
 
-Each repetition builds a fresh copy of the project on tiny data (tests/tiny_project.py: 300
+Each repetition builds a fresh copy of the project on tiny data (src/running/tiny_project.py: 300
 training images, one epoch, a run trains in a second or two), prepares it with `dvc repro
 prepare`, then trains every train@<model>-<seed> stage, `--jobs` at a time, one of two ways:
 
@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.ground import dvc_command
+from src.ground import dvc_command, fake_cifar
+from src.running import tiny_project
 from src.running.plan import training_stages
-from tests import fake_cifar, tiny_project
 
 POLL_SECONDS = 3.0
 FINISHED = {"Success", "Failed"}

@@ -37,6 +37,7 @@ import json
 import os
 import statistics
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import (
     ROOT,
@@ -48,7 +49,7 @@ from benchmarks.common import (
 )
 
 
-def forward_flops(model) -> int:  # type: ignore[no-untyped-def]
+def forward_flops(model: Any) -> int:
     """Multiply-adds x 2 of one image's forward pass through the Conv2D and Dense layers."""
     flops = 0
     for layer in model.layers:
@@ -74,12 +75,13 @@ def peak_flops() -> float:
     return (os.cpu_count() or 1) * mhz * 1e6 * 32
 
 
-def _data(images: int):  # type: ignore[no-untyped-def]
+def _data(images: int) -> Any:
     import numpy as np
 
-    from src.ground.data import PREPARED_DIR, load_split
+    from src.ground.data import load_split
+    from src.ground.paths import split_path
 
-    if (PREPARED_DIR / "train.npz").exists():
+    if split_path("train").exists():
         x, y = load_split("train")
         source = "prepared CIFAR-10"
     else:
@@ -107,7 +109,7 @@ LEVERS: dict[str, dict[str, object]] = {
 BATCH_NORM_BUILDERS = ("mlp_bn", "vgg_style", "resnet_cifar")
 
 
-def _changes(lever: dict[str, object], config) -> bool:  # type: ignore[no-untyped-def]
+def _changes(lever: dict[str, object], config: Any) -> bool:
     """Whether a lever switches something for this model (batches already unsplit stay so)."""
     if "keras_batch_norm" in lever:
         return config.builder in BATCH_NORM_BUILDERS
@@ -121,11 +123,12 @@ def _use_keras_batch_norm() -> None:
     import src.learning.layers
     import src.learning.speed.shards
 
-    src.learning.layers.BatchNormalization = keras.layers.BatchNormalization  # what the builders import
+    # the builders' BatchNorm swapped for Keras's own, on purpose: what it costs is the measurement
+    src.learning.layers.BatchNormalization = keras.layers.BatchNormalization  # type: ignore[misc]
     src.learning.speed.shards.batch_normalization = keras.ops.batch_normalization  # the synchronised one
 
 
-def chosen_levers(names: list[str] | None, config) -> list[str]:  # type: ignore[no-untyped-def]
+def chosen_levers(names: list[str] | None, config: Any) -> list[str]:
     """The levers to run for a model: none without --levers, all with a bare --levers, else those named."""
     if names is None:
         return []
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown_levers:
         parser.error(f"unknown levers {unknown_levers}; choose from {list(LEVERS)}")
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.images, args.epochs)))
+        model_id, variant = args.worker
+        print(json.dumps(worker(model_id, variant, args.images, args.epochs)))
         return
 
     from src.ground.params import load_params

@@ -56,7 +56,7 @@ POWER_DRAWS = 200  # A/A draws whose detectable difference is computed (median r
 
 
 def _pack(correct: np.ndarray) -> str:
-    return base64.b64encode(np.packbits(correct)).decode()
+    return base64.b64encode(np.packbits(correct).tobytes()).decode()
 
 
 def _unpack(text: str, images: int) -> np.ndarray:
@@ -153,7 +153,7 @@ def rates(
     seeds = len(before)
     rows = []
 
-    def tally(name: str, a_a, a_b, detectable: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def tally(name: str, a_a: Any, a_b: Any, detectable: bool = False) -> None:
         alarms = catches = 0
         sizes = []
         for draw in range(draws):
@@ -177,19 +177,19 @@ def rates(
     def pick(count: int) -> np.ndarray:
         return rng.choice(seeds, size=count, replace=False)
 
-    def one_each_aa():  # type: ignore[no-untyped-def]
+    def one_each_aa() -> Any:
         i, j = pick(2)
         return _mcnemar_called(before[i], before[j]), judge({0: before[i]}, {1: before[j]})
 
-    def one_each_ab():  # type: ignore[no-untyped-def]
+    def one_each_ab() -> Any:
         (i,) = pick(1)
         judgement = judge({0: after[i]}, {0: before[i]})
         return _mcnemar_called(after[i], before[i]) and judgement.difference > 0, judgement
 
     tally("one run each, McNemar (test set only)", one_each_aa, one_each_ab)
 
-    def against(source: list[np.ndarray]):  # type: ignore[no-untyped-def]
-        def draw():  # type: ignore[no-untyped-def]
+    def against(source: list[np.ndarray]) -> Any:
+        def draw() -> Any:
             chosen = pick(REFERENCE_SEEDS + 1)
             judgement = judge({int(chosen[0]): source[chosen[0]]}, {int(s): before[s] for s in chosen[1:]})
             return _called(judgement) and (source is before or judgement.difference > 0), judgement
@@ -206,8 +206,8 @@ def rates(
         if 2 * n > seeds:
             continue
 
-        def welch(source: list[np.ndarray], n: int = n):  # type: ignore[no-untyped-def]
-            def draw():  # type: ignore[no-untyped-def]
+        def welch(source: list[np.ndarray], n: int = n) -> Any:
+            def draw() -> Any:
                 chosen = pick(2 * n)
                 judgement = judge(
                     {int(s): source[s] for s in chosen[:n]},
@@ -219,7 +219,7 @@ def rates(
 
         tally(f"{n} against {n} seeds, Welch t (disjoint seeds)", welch(before), welch(after), True)
 
-        def paired_aa(n: int = n):  # type: ignore[no-untyped-def]
+        def paired_aa(n: int = n) -> Any:
             chosen = pick(2 * n)  # nothing changed: two seed sets of the same params, paired by position
             judgement = judge(
                 {k: before[s] for k, s in enumerate(chosen[:n])},
@@ -227,7 +227,7 @@ def rates(
             )
             return _called(judgement), judgement
 
-        def paired_ab(n: int = n):  # type: ignore[no-untyped-def]
+        def paired_ab(n: int = n) -> Any:
             chosen = pick(n)  # the same seeds before and after, as in a pull request
             judgement = judge({int(s): after[s] for s in chosen}, {int(s): before[s] for s in chosen})
             return _called(judgement) and judgement.difference > 0, judgement

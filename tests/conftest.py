@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import fake_cifar
-from tests.tiny_project import IMAGES_PER_BATCH, ROOT, VAL_SIZE, tiny_params, write_params
+from src.ground import fake_cifar
+from src.running.tiny_project import IMAGES_PER_BATCH, ROOT, VAL_SIZE, tiny_params, write_params
 
 # Keep TensorFlow's start-up chatter out of test logs, and DVC off the network.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

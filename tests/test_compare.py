@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from src.evidence.tables import REFERENCE
+from src.ground import predictions
 from src.ground.cli import StageError
 from src.ground.params import load_params
-from src.ground.paths import live_dir, predictions_path
+from src.ground.paths import curve_path, epoch_predictions_path, live_dir, predictions_path
 from src.stages.compare import compare
 from tests.conftest import write_params
 
@@ -38,15 +39,21 @@ def _predictions(accuracy: float, images: int = 100) -> str:
 
 def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -> None:
     out = live_dir(model_id, seed)
-    for split in ("train", "eval"):
-        for metric in ("accuracy", "loss"):
-            path = out / "plots" / "metrics" / split / f"{metric}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows = [
-                f"{step}\t{accuracy * (step + 1) / epochs if metric == 'accuracy' else 2.0 / (step + 1)}"
-                for step in range(epochs)
-            ]
-            path.write_text(f"step\t{metric}\n" + "\n".join(rows) + "\n")
+    curves = [
+        ("train", "accuracy"),
+        ("train", "loss"),
+        ("eval", "accuracy"),
+        ("eval", "loss"),
+        ("test", "accuracy"),
+    ]
+    for split, metric in curves:
+        path = curve_path(model_id, seed, split, metric)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            f"{step}\t{accuracy * (step + 1) / epochs if metric == 'accuracy' else 2.0 / (step + 1)}"
+            for step in range(epochs)
+        ]
+        path.write_text(f"step\t{metric}\n" + "\n".join(rows) + "\n")
     test = {
         "accuracy": accuracy,
         "precision": accuracy + 0.01,
@@ -59,6 +66,9 @@ def _fake_run(model_id: str, accuracy: float, epochs: int = 3, seed: int = 42) -
     }
     (out / "metrics.json").write_text(json.dumps({"train": {}, "eval": {}, "step": epochs - 1, "test": test}))
     predictions_path(model_id, seed).write_text(_predictions(accuracy))
+    epochs_right = [_predictions(accuracy * (step + 1) / epochs) for step in range(epochs)]
+    encoded = [predictions.encode_epoch(predictions.parse(text, "fake")[1]) for text in epochs_right]
+    epoch_predictions_path(model_id, seed).write_text(predictions.epochs_to_tsv(encoded))
     (out / "run.json").write_text(json.dumps({"model_id": model_id, "seed": seed, "device": "cpu"}))
 
 
@@ -92,7 +102,8 @@ def test_compare_writes_every_report(reported: Path) -> None:
 
     curves = pd.read_csv("reports/curves.csv")
     assert list(curves.columns) == [
-        "id", "model", "seed", "epoch", "train_accuracy", "train_loss", "val_accuracy", "val_loss"
+        "id", "model", "seed", "epoch", "train_accuracy", "train_loss", "val_accuracy", "val_loss",
+        "test_accuracy",
     ]  # fmt: skip
     assert curves["id"].unique().tolist() == models and curves["epoch"].tolist() == [1, 2, 3] * 5
     resnet = curves[curves["id"] == "resnet"]
@@ -193,12 +204,16 @@ def test_several_seeds_give_means_and_spreads(reported: Path, params_dict: dict)
     ]
     curves = pd.read_csv("reports/curves.csv")
     assert sorted(curves["seed"].unique().tolist()) == [7, 42] and len(curves) == 5 * 2 * 3
-    # model against model: the seed-level test, its P(first > second) and what it could detect
+    # model against model: the task-level test, its P(first > second) and what it could detect
     pairs = json.loads(Path("reports/statistics.json").read_text())["pairs"]
-    assert all(pair["test"] == "paired t over 2 seeds" for pair in pairs)
+    assert all(
+        pair["test"].startswith("two-level t on seeds and test images (seeds independent") for pair in pairs
+    )
     bn_l2 = pairs[0]
-    # 0.3, 0.4 against 0.4, 0.5: one tie (counts half) among four pairs; the same gap at both
-    # seeds: no spread to judge it against, so no verdict and no interval
-    assert bn_l2["p_a_better"] == 0.125 and bn_l2["seed_pairs"] == 4 and bn_l2["detectable"] is None
-    assert bn_l2["p"] is None and bn_l2["low"] is None and bn_l2["verdict"].startswith("no verdict: the gap")
+    # 0.3, 0.4 against 0.4, 0.5: one tie (counts half) among four pairs. The same gap at both
+    # seeds left the seed-only test nothing to judge; on 100 test images the task-level test
+    # finds 10 pts within the images' own noise, and says what it would have found
+    assert bn_l2["p_a_better"] == 0.125 and bn_l2["seed_pairs"] == 4
+    assert bn_l2["p_these_images"] is None and bn_l2["test_set_se"] > 0.01
+    assert bn_l2["verdict"].startswith("within noise (Holm-adjusted p = ") and bn_l2["detectable"] > 0.1
     assert "0.12 (4 pairs of runs)" in Path("reports/comparison.md").read_text()

@@ -37,6 +37,8 @@ def test_a_failing_command_is_one_error_that_quotes_dvc() -> None:
 
     from src.ground.cli import StageError
 
-    with pytest.raises(StageError, match=r"`dvc no-such-command` failed:"):
+    with pytest.raises(
+        StageError, match=r"`\S*python\S* -m dvc no-such-command` failed \(exit status \d+\):"
+    ):
         dvc_command.run("no-such-command")
     assert dvc_command.value("no-such-command") == ""

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import tiny_project
+from src.running import tiny_project
+from src.running.tiny_project import environment as _env
+from src.running.tiny_project import run as _run
 from tests.conftest import tiny_params, write_params
 from tests.test_models import STUDY_PARAMS
-from tests.tiny_project import environment as _env
-from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.ground import fake_cifar
 from src.ground.data import CLASSES, DataError, load_split
 from src.stages.prepare import data_stats, decode_batch, read_tarball, save_splits, split
-from tests import fake_cifar
 from tests.conftest import IMAGES_PER_BATCH
 
 

@@ -120,9 +120,9 @@ def _record() -> None:
     """Rewrite the recorded digests (run from the repository root)."""
     import tempfile
 
+    from src.ground import fake_cifar
     from src.ground.paths import PREPARED_DIR
     from src.stages.prepare import read_tarball, save_splits, split
-    from tests import fake_cifar
     from tests.conftest import IMAGES_PER_BATCH, VAL_SIZE, tiny_params, write_params
 
     with tempfile.TemporaryDirectory() as directory:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import slurm_cluster, tiny_project
-from tests.tiny_project import run as _run
+from src.running import tiny_project
+from src.running.tiny_project import run as _run
+from tests import slurm_cluster
 
 pytestmark = pytest.mark.slow
 MODELS = ["mlp_l2", "simple_cnn"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import tiny_project
+from src.running import tiny_project
+from src.running.tiny_project import run as _run
 from tests.actions_runner import Runner
 from tests.conftest import ROOT
-from tests.tiny_project import run as _run
 
 pytestmark = pytest.mark.slow
 STAGES = ["train@mlp_l2-42", "train@mlp_l2-1"]

@@ -8,6 +8,7 @@ interval, so the seed spread is visible where a single line would hide it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,13 @@ from src.ground.params import Params
 LABELS = ("Accuracy", "Precision (macro)", "Recall (macro)", "F1 (macro)")
 
 
-def _integer_epochs(axes) -> None:  # type: ignore[no-untyped-def]
+def _integer_epochs(axes: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save_figure(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
+def _save_figure(figure: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
@@ -39,8 +40,8 @@ def mean_band(runs: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def _plot_band(
-    axes, runs: pd.DataFrame, column: str, color: str, label: str | None, marker: str = "o"
-) -> None:  # type: ignore[no-untyped-def]
+    axes: Any, runs: pd.DataFrame, column: str, color: str, label: str | None, marker: str = "o"
+) -> None:
     band = mean_band(runs, column)
     axes.plot(band["epoch"], band["mean"], marker=marker, markersize=3, color=color, label=label)
     if (band["sd"] > 0).any():
@@ -134,6 +135,27 @@ def plot_validation_accuracy(params: Params, curves: pd.DataFrame, path: Path) -
         if seeds > 1
         else "Validation accuracy per epoch"
     )
+    axes.grid(alpha=0.3)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _save_figure(figure, path)
+
+
+def plot_test_accuracy_by_epoch(params: Params, curves: pd.DataFrame, budgets: list[int], path: Path) -> None:
+    """Every model's test accuracy after each epoch (mean over seeds, ±1 sd band), the budgets
+    marked: the ranking at every training budget. Test scores are reported, never used to choose."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for index, (model_id, config) in enumerate(params.models.items()):
+        _plot_band(axes, curves[curves["id"] == model_id], "test_accuracy", f"C{index}", config.display_name)
+    for budget in budgets:
+        axes.axvline(budget, color="grey", linewidth=0.8, linestyle=":")
+    seeds = curves["seed"].nunique()
+    axes.set_xlabel("epochs of training (the budget)")
+    _integer_epochs(axes)
+    axes.set_ylabel("test accuracy")
+    spread = f"mean of {seeds} seeds, band ±1 sd" if seeds > 1 else "one seed"
+    axes.set_title(f"Test accuracy after each epoch ({spread})")
     axes.grid(alpha=0.3)
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save_figure(figure, path)

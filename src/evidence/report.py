@@ -3,11 +3,10 @@
     python -m src.evidence.report --ref main        (or: make report REF=main)
 
 Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
-the change is beyond the noise of retraining (src/evidence/verdicts.py `judge`, on the two revisions'
-test predictions of that model: a t-test over seeds with several seeds a side, paired where
-at least two seeds match; one new run against the other side's seeds; no verdict from one
-seed a side, where McNemar's p between the runs of the same seed is shown as the test set's
-noise only), Holm-corrected over the models judged, the per-model metric
+the change holds on images like the test set, beyond the noise of retraining and of the test
+images' sampling (src/evidence/verdicts.py `judge`, on the two revisions' test predictions of
+that model, paired over shared seeds; no verdict from one seed a side, where McNemar's p shows
+the test set's noise only), Holm-corrected over the models judged, the per-model metric
 changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the
 current comparison table, and the figures that changed, the way a reviewer reads them. The CML
 workflow posts it as a pull-request comment.
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import pandas as pd
 from src.evidence import verdicts
 from src.evidence.stats import format_p
 from src.evidence.tables import markdown_table, probability
-from src.ground import dvc_command
+from src.ground import commands, dvc_command, git
 from src.ground import predictions as run_predictions
 from src.ground.cli import StageError, run_stage
 from src.ground.files import write_text
@@ -45,10 +43,7 @@ REPORT = PR_REPORT
 
 
 def _run(*args: str) -> str:
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StageError(f"`{' '.join(args)}` failed: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout.strip()
+    return commands.output(args)
 
 
 def changed_figures(ref: str) -> list[Path]:
@@ -64,8 +59,7 @@ def _at(ref: str | None, path: Path) -> str | None:
     """A file's text at a git ref (None: the workspace), or None where it does not exist."""
     if ref is None:
         return path.read_text() if path.is_file() else None
-    result = subprocess.run(["git", "show", f"{ref}:{path.as_posix()}"], capture_output=True, text=True)
-    return result.stdout if result.returncode == 0 else None
+    return git.show(ref, path)
 
 
 def _listed(ref: str | None, directory: Path, suffix: str) -> list[str]:
@@ -73,10 +67,7 @@ def _listed(ref: str | None, directory: Path, suffix: str) -> list[str]:
     if ref is None:
         names = [path.name for path in directory.glob(f"*{suffix}")]
     else:
-        listing = subprocess.run(
-            ["git", "ls-tree", "--name-only", f"{ref}:{directory.as_posix()}"], capture_output=True, text=True
-        )  # fails where the directory did not exist at that ref: no files
-        names = listing.stdout.splitlines() if listing.returncode == 0 else []
+        names = git.listed(ref, directory)
     return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix))
 
 
@@ -86,17 +77,39 @@ def _scores(ref: str | None, model_id: str) -> dict[str, float] | None:
     return None if text is None else json.loads(text)
 
 
-def _correct(ref: str | None, model_id: str) -> dict[int, np.ndarray]:
-    """Per seed, which test images the model got right at `ref` (None: the workspace)."""
+def _labels(ref: str | None, model_id: str) -> dict[int, tuple[np.ndarray, np.ndarray, str]]:
+    """Per seed, the model's (true, predicted) test classes at `ref` (None: the workspace), with
+    the file they came from."""
     runs = {}
     for name in _listed(ref, PREDICTIONS_DIR, ".csv"):
         run = split_run_name(name)
         if run is not None and run[0] == model_id:
-            text = _at(ref, PREDICTIONS_DIR / f"{name}.csv")
+            path = PREDICTIONS_DIR / f"{name}.csv"
+            text = _at(ref, path)
             if text is not None:
-                y_true, y_pred = run_predictions.parse(text, name)
-                runs[run[1]] = y_true == y_pred
+                where = f"{path} at {ref}" if ref else f"{path} (workspace)"
+                runs[run[1]] = (*run_predictions.parse(text, where), where)
     return runs
+
+
+def _correct(before: dict, after: dict) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Which test images each run got right, once every file is checked to hold the same test
+    images (count and labels) as the first; else one line naming the file."""
+    files = [*before.values(), *after.values()]
+    if not files:
+        return {}, {}
+    truth, first = files[0][0], files[0][2]
+    for labels, _, where in files:
+        if len(labels) == 0:
+            raise StageError(f"{where} holds no test predictions: restore it or rerun `dvc repro compare`")
+        if len(labels) != len(truth) or not np.array_equal(labels, truth):
+            raise StageError(
+                f"{where} is not of the same test images as {first} ({len(labels):,} against "
+                f"{len(truth):,} images, or other labels): a truncated or foreign predictions file; "
+                "restore it or rerun `dvc repro compare`"
+            )
+    return ({seed: y == p for seed, (y, p, _) in before.items()},
+            {seed: y == p for seed, (y, p, _) in after.items()})  # fmt: skip
 
 
 def seed_spread(ref: str | None, model_id: str) -> float | None:
@@ -123,7 +136,7 @@ def model_verdicts(ref: str) -> tuple[list[dict[str, Any]], str]:
             continue
         if old is None or new is None or old == new:
             continue
-        before, after = _correct(ref, model_id), _correct(None, model_id)
+        before, after = _correct(_labels(ref, model_id), _labels(None, model_id))
         row: dict[str, Any] = {
             "model": model_id,
             "accuracy": f"{old['accuracy']:.4f} → {new['accuracy']:.4f}",
@@ -136,7 +149,8 @@ def model_verdicts(ref: str) -> tuple[list[dict[str, Any]], str]:
             continue  # the same runs, fewer of them (a quick experiment with one seed): nothing changed
         spread = seed_spread(ref, model_id) or seed_spread(None, model_id)
         rows.append(row | {"judgement": len(judged)})
-        judged.append(verdicts.judge(after, before, spread_hint=spread))
+        # the same model on both sides: equal seeds share initial weights, data order and draws
+        judged.append(verdicts.judge(after, before, spread_hint=spread, paired=True))
     corrected = verdicts.family(judged)
     for row in rows:
         if "judgement" in row:
@@ -160,9 +174,7 @@ def _verdict_columns(judged: verdicts.Judgement) -> dict[str, str]:
 
 
 def _check_ref(ref: str) -> None:
-    found = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True, text=True
-    )
+    found = commands.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False)
     if found.returncode == 0:
         return
     shallow = _run("git", "rev-parse", "--is-shallow-repository") == "true"

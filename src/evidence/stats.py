@@ -12,8 +12,8 @@ resampling or simulation is seeded, so the same predictions give the same bytes.
   interval for one new run against N, each with the t interval of the difference that the
   same test inverts (so a verdict and its interval never disagree); the exact McNemar test
   between two runs on the same images (the test set's noise only); P(A > B) over seed pairs;
-  the smallest difference each test finds with 80% power (statsmodels' noncentral t where it
-  is exact, a seeded simulation for Welch's test); Holm's correction.
+  the smallest difference each test finds with 80% power (the exact noncentral t; a seeded
+  simulation for Welch's test); Holm's correction. Both sources of noise: src/evidence/task.py.
 
 src/evidence/verdicts.py puts these together into the verdicts the reports print; docs/statistics.md
 says why these methods and what they assume.
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+Numbers = Sequence[float] | np.ndarray  # per-seed scores
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 RESAMPLES = 2000
@@ -112,11 +113,11 @@ def mcnemar_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     return float(mcnemar([[both, only_a], [only_b, neither]], exact=True).pvalue)
 
 
-def seed_interval(values: Sequence[float]) -> tuple[float, float] | None:
+def seed_interval(per_seed: Sequence[float]) -> tuple[float, float] | None:
     """t interval of the mean of per-seed values (None with one seed)."""
     from scipy.stats import t
 
-    values = np.asarray(values, dtype=float)
+    values = np.asarray(per_seed, dtype=float)
     if len(values) < 2:
         return None
     spread = values.std(ddof=1) / np.sqrt(len(values))
@@ -161,16 +162,16 @@ def _no_spread(se: float, difference: float) -> bool:
     return not se > 1e-12 * max(1.0, abs(difference))
 
 
-def paired_t(a: Sequence[float], b: Sequence[float]) -> TTest | None:
+def paired_t(a: Numbers, b: Numbers) -> TTest | None:
     """Paired t over seeds (a[i] and b[i] share a seed); None where every gap is the same."""
     gaps = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     se = float(gaps.std(ddof=1) / np.sqrt(len(gaps)))
     return None if _no_spread(se, gaps.mean()) else TTest("paired", float(gaps.mean()), se, len(gaps) - 1)
 
 
-def welch_t(a: Sequence[float], b: Sequence[float]) -> TTest | None:
+def welch_t(first: Numbers, second: Numbers) -> TTest | None:
     """Welch's t over two independent sets of seeds; None where neither side has any spread."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = float(np.sqrt(va + vb))
     if _no_spread(se, a.mean() - b.mean()):
@@ -179,29 +180,47 @@ def welch_t(a: Sequence[float], b: Sequence[float]) -> TTest | None:
     return TTest("welch", float(a.mean() - b.mean()), se, float(df))
 
 
-def prediction_t(single: float, many: Sequence[float], single_first: bool = True) -> TTest | None:
+def prediction_t(single: float, others: Numbers, single_first: bool = True) -> TTest | None:
     """One new run against N: is it outside their seed distribution? (The t prediction interval:
     N - 1 degrees of freedom.) None where the N runs have no spread."""
-    many = np.asarray(many, dtype=float)
+    many = np.asarray(others, dtype=float)
     se = float(many.std(ddof=1) * np.sqrt(1 + 1 / len(many)))
     difference = float(single - many.mean()) * (1 if single_first else -1)
     return None if _no_spread(se, difference) else TTest("prediction", difference, se, len(many) - 1)
+
+
+@lru_cache(maxsize=4096)
+def detectable_ncp(df: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The noncentrality at which the two-sided t-test with `df` degrees of freedom at level
+    `alpha` rejects with probability `power` (noncentral t, solved exactly): the smallest true
+    difference it finds that often, in standard errors."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct, t
+
+    critical = float(t.ppf(1 - alpha / 2, df))
+
+    def shortfall(ncp: float) -> float:
+        # the far-side tail as the near side of -ncp: scipy's nct.cdf there returns NaN far out
+        return float(nct.sf(critical, df, ncp) + nct.sf(critical, df, -ncp)) - power
+
+    high = 1.0
+    while shortfall(high) < 0:  # scipy's nct turns to NaN far out: bracket from below
+        high *= 2
+    return float(brentq(shortfall, 0.0, high, xtol=1e-10))
 
 
 @lru_cache(maxsize=256)
 def detectable(kind: str, n_a: int, n_b: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """The smallest true difference, in seed standard deviations, that the two-sided test of this
     kind finds with `power` at level `alpha`, with n_a and n_b runs (equal spread on both sides;
-    for "paired", the spread of the per-seed gaps)."""
-    from statsmodels.stats.power import TTestIndPower, TTestPower
-
-    if kind == "paired":
-        effect = TTestPower().solve_power(nobs=n_a, alpha=alpha, power=power, alternative="two-sided")
-    elif kind == "prediction":  # (x - mean) / (s sqrt(1 + 1/N)) is noncentral t with N - 1 df
-        effect = TTestIndPower().solve_power(nobs1=1, ratio=max(n_a, n_b), alpha=alpha, power=power)
-    else:
-        effect = _welch_detectable(n_a, n_b, alpha, power)
-    return float(np.squeeze(effect))
+    for "paired", the spread of the per-seed gaps). Paired and prediction: the exact noncentral
+    t (statsmodels' solver returns non-solutions at some small-sample levels); Welch: simulated."""
+    if kind == "paired":  # mean gap / (s / sqrt(n)): noncentral t, n - 1 df, ncp = delta sqrt(n)
+        return detectable_ncp(n_a - 1, alpha, power) / float(np.sqrt(n_a))
+    if kind == "prediction":  # (x - mean) / (s sqrt(1 + 1/N)): N - 1 df, ncp = delta / sqrt(1 + 1/N)
+        many = max(n_a, n_b)
+        return detectable_ncp(many - 1, alpha, power) * float(np.sqrt(1 + 1 / many))
+    return _welch_detectable(n_a, n_b, alpha, power)
 
 
 @lru_cache(maxsize=64)
@@ -224,7 +243,7 @@ def _welch_detectable(n_a: int, n_b: int, alpha: float, power: float) -> float:
     return (low + high) / 2
 
 
-def prob_outperform(a: Sequence[float], b: Sequence[float]) -> float:
+def prob_outperform(a: Numbers, b: Numbers) -> float:
     """P(A > B): the share of all pairs (a run of A, a run of B) in which A scores higher, ties
     counting half (the Mann-Whitney estimate; 0.5: exchangeable, 1: A always ahead). With a few
     seeds it rests on few pairs and has no honest interval: the reports say how many."""

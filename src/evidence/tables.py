@@ -85,7 +85,9 @@ def pairs_markdown(params: Params, summary: dict[str, Any]) -> str:
             row["McNemar p (test set only)"] = "–" if mcnemar is None else f"{format_p(mcnemar)} ({runs})"
         else:
             row["p"] = "–" if pair["p"] is None else format_p(pair["p"])
-            row["p (Holm)"] = "–" if pair["p_holm"] is None else format_p(pair["p_holm"])
+            row["Holm-adjusted p"] = "–" if pair["p_holm"] is None else format_p(pair["p_holm"])
+            images = pair.get("p_these_images")
+            row["p on these images only"] = "–" if images is None else format_p(images)
             row["P(first > second)"] = probability(pair["p_a_better"], pair["seed_pairs"])
         row["verdict"] = decided
         rows.append(row)
@@ -117,18 +119,35 @@ def markdown_table(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4f", intfmt=",")
 
 
-def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]) -> str:
+def _floor(summary: dict[str, Any]) -> str:
+    """The test set's own noise floor, over the pairs: the gap's standard error from the
+    sampling of the test images alone."""
+    floors = [pair["test_set_se"] for pair in summary["pairs"] if pair.get("test_set_se")]
+    if not floors:
+        return ""
+    return (
+        f" The test set's own noise floor: the sampling of its {summary['test_images']:,} images alone "
+        f"leaves a standard error of {100 * min(floors):.2f} to {100 * max(floors):.2f} pts on these gaps, "
+        "however many seeds are trained"
+    )
+
+
+def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any], by_budget: str = "") -> str:
     seeds = int(table["seeds"].max())
     if seeds > 1:
         spread = "mean ± standard deviation over seeds; the interval is the t interval of the mean over seeds"
         method = (
-            f"a paired t-test over the {seeds} seeds (each seed trains every model), Holm-corrected for the "
-            f"{len(summary['pairs'])} comparisons, so that the chance of any false call in this table is at "
-            "most 5%; a gap is called only where the corrected p is below 0.05. The interval is the paired "
-            "t interval at the level the corrected test ran at (shown; at least 95%), so it excludes 0 "
-            'exactly where a gap is called; "within noise" quotes the gap the test would find four times '
-            "in five at that level. P(first > second) is the share of pairs of runs in which the first "
-            "model scores higher"
+            "the question is whether one model is better **on images like the test set**, not on these "
+            f"{summary['test_images']:,} images alone, so each verdict counts both sources of noise: the "
+            f"{seeds} training seeds and the sampling of the test images (a two-level t-test on which images "
+            "each run got right; the seeds of two architectures share nothing, so they are not paired). "
+            f"The verdicts are Holm-corrected over the {len(summary['pairs'])} comparisons, so the chance "
+            "of any false call in this table is at most 5%; a gap is called only where the Holm-adjusted p "
+            "is below 0.05. The interval is at the level the corrected test ran at (shown; at least 95%), so "
+            'it excludes 0 exactly where a gap is called; "within noise" quotes the gap the test would find '
+            'four times in five at that level. "p on these images only" answers the narrower question (seeds '
+            "only, the test set held fixed). P(first > second) is the share of pairs of runs in which the "
+            f"first model scores higher.{_floor(summary)}"
         )
     else:
         spread = "one seed; the accuracy interval is Wilson's, over the test images"
@@ -137,6 +156,15 @@ def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]
             "retraining noise. McNemar's p measures the test set's noise only; add seeds "
             "(`seeds: [42, 1, 2]`) for verdicts"
         )
+    budgets = (
+        "## The ranking at every training budget\n\n"
+        "Each run's test predictions after every epoch (reported, never used to choose anything): the "
+        "models ranked at each budget, each against the next one down with the same task-level verdict, "
+        "Holm-corrected over that budget's steps. Figure: `figures/test_accuracy_by_epoch.png`.\n\n"
+        f"{by_budget}\n\n"
+        if by_budget
+        else ""
+    )
     return (
         "# Model comparison (test set)\n\n"
         f"Accuracy and macro-averaged precision, recall and F1 on the {summary['test_images']:,} test "
@@ -145,6 +173,7 @@ def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]
         "## Model against model\n\n"
         f"Every pair on the same test images: {method} (method: docs/statistics.md).\n\n"
         f"{pairs}\n\n"
+        f"{budgets}"
         "## Reference: the original study (official CIFAR-10)\n\n"
         f"{markdown_table(REFERENCE)}\n"
     )

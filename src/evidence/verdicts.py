@@ -1,21 +1,10 @@
-"""Verdicts that count training noise: is `after` better than `before`, beyond retraining?
+"""Verdicts about the task: is `after` better than `before` on images like the test set?
 
-One function, `judge`, decides every verdict the reports print (compare's model against model,
-make report's change against the recorded run), from which test images each run got right:
-
-| seeds (after, before) | test | interval beside the verdict |
-|---|---|---|
-| several, at least two shared | paired t over the shared seeds | the paired t interval |
-| several, fewer than two shared | Welch's t over seeds | the Welch t interval |
-| one against several | the t prediction interval for one new run | the prediction interval |
-| one each | none: no verdict | none (McNemar's p, the test set's noise only) |
-
-A gap that is the same at every seed, or sides with no spread at all, gives no verdict ("no
-spread to judge it against"), never p = 0. Each interval is the one its test inverts, so
-"within noise" never stands beside an interval that excludes 0. Where several verdicts are
-printed together (pairs of models, models in a report) `family` applies Holm's correction:
-each verdict then uses its Holm-adjusted p, its interval widens to the level that p implies
-(alpha * p / p_Holm), and its detectable size is quoted at the level Holm tests it at.
+`judge` decides every verdict the reports print (compare's model against model, make report's
+change against the recorded run) from which test images each run got right, counting both the
+seeds' noise and the test images' (src/evidence/task.py); the seed-only test on these 10,000
+images is kept beside it. `family` Holm-corrects the verdicts of one report. Which test, when,
+and what each number means: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -31,6 +20,7 @@ from src.evidence.stats import (
     CONFIDENCE,
     TTest,
     detectable,
+    detectable_ncp,
     format_p,
     holm,
     holm_levels,
@@ -42,6 +32,7 @@ from src.evidence.stats import (
     seed_interval,
     welch_t,
 )
+from src.evidence.task import image_noise, task_t
 
 
 @dataclass(frozen=True)
@@ -60,6 +51,9 @@ class Judgement:
     seed_pairs: int = 0  # how many (after, before) pairs of runs P(better) rests on
     mcnemar: tuple[float, str] | None = None  # (p, "seed 42 against seed 42") where runs correspond
     no_spread: bool = False
+    adjusted: bool = False  # p is Holm-adjusted (family)
+    images_p: float | None = None  # the seed-only test's p: on these test images alone
+    noise_floor: float | None = None  # standard error the test images' sampling alone leaves
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -67,9 +61,24 @@ class Judgement:
 
     @property
     def detectable(self) -> float | None:
-        if self.t is None or self.spread is None:
+        """The smallest true difference this test finds 4 times in 5 at its level (exact)."""
+        if self.t is None:
             return None
-        return detectable(self.t.kind, *self.seeds, alpha=self.detect_alpha) * self.spread
+        if self.t.kind == "task":
+            return self.t.se * detectable_ncp(self.t.df, self.detect_alpha)
+        return (
+            None
+            if self.spread is None
+            else detectable(self.t.kind, *self.seeds, alpha=self.detect_alpha) * self.spread
+        )
+
+    @property
+    def p_label(self) -> str:
+        """'p = 0.041', 'p < 0.001', or 'Holm-adjusted p = 1.000'."""
+        if self.p is None:
+            return ""
+        shown = f"p = {format_p(self.p)}" if self.p >= 0.001 else f"p {format_p(self.p)}"
+        return f"Holm-adjusted {shown}" if self.adjusted else shown
 
     def verdict(self) -> str:
         """'better, p = 0.003', 'worse, ...', 'within noise (p = 0.41; 3 seeds detect changes
@@ -82,7 +91,7 @@ class Judgement:
         if self.p is None:
             spread = f"; retraining moves it by ±{100 * self.spread:.1f} pts" if self.spread else ""
             return f"no verdict: one seed per side cannot tell a change from retraining noise{spread}"
-        shown = f"p = {format_p(self.p)}" if self.p >= 0.001 else f"p {format_p(self.p)}"
+        shown = self.p_label
         if self.p < ALPHA:
             return f"{'better' if self.difference > 0 else 'worse'}, {shown}"
         n_after, n_before = self.seeds
@@ -92,7 +101,8 @@ class Judgement:
             runs = f"one run against {max(self.seeds)} seeds detects"
         else:
             runs = f"{n_after} against {n_before} seeds detect"
-        return f"within noise ({shown}; {runs} changes above ±{100 * self.detectable:.1f} pts)"
+        size = self.detectable
+        return f"within noise ({shown}; {runs} changes above ±{100 * (size or 0):.1f} pts)"
 
 
 def _accuracies(runs: dict[int, np.ndarray]) -> dict[int, float]:
@@ -109,15 +119,34 @@ def _mcnemar(after: dict[int, np.ndarray], before: dict[int, np.ndarray]) -> tup
 
 
 def judge(
-    after: dict[int, np.ndarray], before: dict[int, np.ndarray], spread_hint: float | None = None
+    after: dict[int, np.ndarray],
+    before: dict[int, np.ndarray],
+    spread_hint: float | None = None,
+    paired: bool = False,
 ) -> Judgement:
-    """Judge `after` against `before`, each {seed: which test images that run got right}.
-    `spread_hint` (the model's seed spread in a recorded run) is quoted where one seed each
-    allows no test."""
-    judged = judge_scores(_accuracies(after), _accuracies(before), spread_hint)
-    if 1 in judged.seeds:
-        judged = replace(judged, mcnemar=_mcnemar(after, before))
-    return judged
+    """Judge `after` against `before`, each {seed: which test images that run got right}, on the
+    task: seeds and test images both counted (`task_t`). `paired`: the two sides are the same
+    model, so equal seed numbers share initial weights, data order and draws (make report);
+    across architectures they share nothing (compare). `spread_hint` (the model's seed spread
+    in a recorded run) is quoted where one seed each allows no test."""
+    sizes = {len(correct) for correct in [*after.values(), *before.values()]}
+    if len(sizes) != 1:
+        raise ValueError(f"the runs were scored on different numbers of test images: {sorted(sizes)}")
+    fixed = judge_scores(_accuracies(after), _accuracies(before), spread_hint)
+    if 1 in fixed.seeds:
+        fixed = replace(fixed, mcnemar=_mcnemar(after, before))
+    a, b = np.array([after[s] for s in sorted(after)]), np.array([before[s] for s in sorted(before)])
+    shared = sorted(set(after) & set(before))
+    if paired and len(shared) >= 2:
+        a, b = np.array([after[s] for s in shared]), np.array([before[s] for s in shared])
+    task = task_t(a, b, paired=paired and len(shared) >= 2)
+    floor = image_noise(a, b)
+    if task is None:
+        return replace(fixed, t=None, p=None, noise_floor=floor, images_p=fixed.p)
+    what = "paired over seeds" if paired and len(shared) >= 2 else "seeds independent"
+    test = f"two-level t on seeds and test images ({what}; {task.df:.1f} df)"
+    return replace(fixed, test=test, difference=task.difference, t=task, p=task.p, no_spread=False,
+                   images_p=fixed.p, noise_floor=floor)  # fmt: skip
 
 
 def judge_scores(
@@ -174,24 +203,33 @@ def _judged(
     a: np.ndarray,
     b: np.ndarray,
 ) -> Judgement:
-    common = {"p_better": prob_outperform(a, b), "seed_pairs": len(a) * len(b)}
+    p_better, pairs = prob_outperform(a, b), len(a) * len(b)
     if t is None:
-        return Judgement(test, seeds, difference, spread=spread, no_spread=True, **common)
-    return Judgement(test, seeds, difference, t, t.p, spread=spread, **common)
+        return Judgement(
+            test, seeds, difference, spread=spread, no_spread=True, p_better=p_better, seed_pairs=pairs
+        )
+    return Judgement(test, seeds, difference, t, t.p, spread=spread, p_better=p_better, seed_pairs=pairs)
+
+
+def _tested(judged: Judgement) -> TTest:
+    assert judged.t is not None
+    return judged.t
 
 
 def family(judgements: Sequence[Judgement]) -> list[Judgement]:
     """The verdicts of one report, Holm-corrected together: at most a 5% chance that any of
     them calls a change where there is none. Verdicts without a test are left as they are."""
     tested = [index for index, judged in enumerate(judgements) if judged.t is not None]
-    raw = [judgements[index].t.p for index in tested]  # type: ignore[union-attr]
+    raw = [_tested(judgements[index]).p for index in tested]
     adjusted = dict(zip(tested, holm(raw), strict=True))
     levels = dict(zip(tested, holm_levels(raw), strict=True))
     result = list(judgements)
     for index in tested:
         judged, p = judgements[index], adjusted[index]
-        alpha = ALPHA * judged.t.p / p if p > 0 else ALPHA / len(tested)  # type: ignore[union-attr]
-        result[index] = replace(judged, p=p, alpha=min(ALPHA, alpha), detect_alpha=levels[index])
+        alpha = ALPHA * _tested(judged).p / p if p > 0 else ALPHA / len(tested)
+        result[index] = replace(
+            judged, p=p, alpha=min(ALPHA, alpha), detect_alpha=levels[index], adjusted=len(tested) > 1
+        )
     return result
 
 
@@ -233,12 +271,19 @@ def compare_pairs(
                 "p_a_better": judged.p_better,
                 "seed_pairs": judged.seed_pairs,
                 "detectable": judged.detectable,
+                "p_these_images": judged.images_p,
+                "test_set_se": judged.noise_floor,
                 "mcnemar_p": None if judged.mcnemar is None else judged.mcnemar[0],
                 "mcnemar_runs": None if judged.mcnemar is None else judged.mcnemar[1],
                 "verdict": judged.verdict(),
             }
         )
     return rows
+
+
+def _interval(interval: tuple[float, float] | None) -> tuple[float, float]:
+    assert interval is not None  # several seeds: always an interval
+    return interval
 
 
 def summary(
@@ -260,7 +305,7 @@ def summary(
             intervals = score_intervals(*next(iter(runs.values())), classes)
             method = "Wilson (accuracy), paired bootstrap over test images (macro scores)"
         else:
-            intervals = {score: seed_interval(mine[score].tolist()) for score in mine.columns}
+            intervals = {score: _interval(seed_interval(mine[score].tolist())) for score in mine.columns}
             method = "t interval of the mean over seeds"
         models[model_id] = {
             score: {

@@ -115,7 +115,7 @@ def report(stages: list[str], entries: Path, ref: str | None) -> None:
     workspaces.merge(handed)
     remote.run(["pull", *stages])  # every leg's outputs: a missing one fails here, before any training
     output = remote.run(["repro", "--pull"])
-    trained = re.findall(r"Running stage '(train@[^']+)'", output)
+    trained = [stage for stage in dvc_command.stages_run(output) if stage.startswith("train@")]
     if trained:
         raise StageError(f"{trained} trained in the report job: their legs did not push them")
     if ref:

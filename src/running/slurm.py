@@ -20,19 +20,19 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from src.ground import dvc_command
+from src.ground import commands, dvc_command
 from src.ground.cli import StageError, run_stage
 from src.ground.files import write_text
 from src.ground.params import load_params
+from src.ground.paths import SLURM_JOBS, STUDY_DIR
 from src.running import workspaces
 from src.running.plan import longest_first, outdated_training_stages, set_seeds
 
-ROOT = workspaces.STUDY_DIR / "slurm"
+ROOT = STUDY_DIR / "slurm"
 POLL_SECONDS = 5.0
 
 
@@ -41,10 +41,7 @@ def _slurm(*args: str) -> str:
         raise StageError(
             f"SLURM's {args[0]} is not on PATH: run this on a SLURM login node, or use make study"
         )
-    result = subprocess.run(list(args), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StageError(f"`{' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout.strip()
+    return commands.output(args)
 
 
 def _script(root: Path, name: str, command: str) -> Path:
@@ -65,7 +62,7 @@ def submit(sbatch_args: str = "", root: Path = ROOT) -> dict:
     python = shlex.quote(sys.executable)
     args = shlex.split(sbatch_args)
     jobs = {"stages": stages, "commit": workspaces.snapshot(), "array": None}
-    write_text(root / "jobs.json", json.dumps(jobs))
+    write_text(root / SLURM_JOBS, json.dumps(jobs))
     if stages:
         run_task = f'exec {python} -m src.running.slurm task {shlex.quote(str(root))} "$SLURM_ARRAY_TASK_ID"'
         task = _script(root, "task", run_task)
@@ -80,7 +77,7 @@ def submit(sbatch_args: str = "", root: Path = ROOT) -> dict:
     jobs["compare"] = _slurm(
         "sbatch", "--parsable", "--job-name=study-compare", *after, log, *compare_args, str(finish)
     ).split(";")[0]
-    write_text(root / "jobs.json", json.dumps(jobs))
+    write_text(root / SLURM_JOBS, json.dumps(jobs))
     print(
         f"submitted: training array job {jobs['array']} ({len(stages)} tasks), compare job {jobs['compare']}"
     )
@@ -89,7 +86,7 @@ def submit(sbatch_args: str = "", root: Path = ROOT) -> dict:
 
 def task(root: Path, index: int) -> int:
     """One array task: train its stage in its own workspace, hand back the dvc.lock entry."""
-    jobs = json.loads((root / "jobs.json").read_text())
+    jobs = json.loads((root / SLURM_JOBS).read_text())
     stage = jobs["stages"][index]
     status, entry = workspaces.train(stage, jobs["commit"], root)  # its output: SLURM's log
     if entry is not None:
@@ -101,7 +98,7 @@ def finish(root: Path) -> None:
     """The compare job: merge the tasks' dvc.lock entries here, then `dvc repro` (only compare runs)."""
     workspaces.merge(workspaces.read_entries(sorted((root / "entries").glob("*.yaml"))))
     output = dvc_command.stream_checked("repro")
-    trained = [line for line in output.splitlines() if line.startswith("Running stage 'train@")]
+    trained = [stage for stage in dvc_command.stages_run(output) if stage.startswith("train@")]
     if trained:
         print(f"warning: {len(trained)} training stage(s) ran in the compare job: {trained}", file=sys.stderr)
 

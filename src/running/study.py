@@ -31,8 +31,6 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import yaml
-
 from src.ground import dvc_command
 from src.ground.cli import StageError, run_stage
 from src.ground.params import load_params
@@ -124,7 +122,7 @@ def study(jobs: int, seeds: list[int] | None = None, pull: bool = False) -> None
     dvc_command.stream_checked("repro", *flags, "prepare")
     workspaces.merge(train_side_by_side(longest_first(stages), jobs, flags))
     output = dvc_command.stream_checked("repro")
-    retrained = [stage for stage in re.findall(r"Running stage '([^']+)'", output) if stage in stages]
+    retrained = [stage for stage in dvc_command.stages_run(output) if stage in stages]
     if retrained:  # the cache did not hold them: the results are right, only slower
         print(f"warning: {', '.join(retrained)} trained again in the workspace", file=sys.stderr)
 
@@ -132,7 +130,7 @@ def study(jobs: int, seeds: list[int] | None = None, pull: bool = False) -> None
 def export_lock_entries(stages: list[str], out: Path, lock_file: Path = workspaces.LOCK_FILE) -> None:
     """Write these stages' entries of dvc.lock to `out`: what a machine that trained (or
     restored) them hands on, with their outputs pushed to the shared remote."""
-    entries = yaml.safe_load(lock_file.read_text())["stages"] if lock_file.exists() else {}
+    entries = dvc_command.lock_entries(lock_file)
     missing = [stage for stage in stages if stage not in entries]
     if missing:
         raise StageError(

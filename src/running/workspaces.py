@@ -13,34 +13,22 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from src.ground import dvc_command
+from src.ground import commands, dvc_command
 from src.ground.cli import StageError
+from src.ground.dvc_command import LOCK_FILE
 from src.ground.files import write_text
-
-LOCK_FILE = Path("dvc.lock")
-STUDY_DIR = Path(".dvc/tmp/study")  # workspaces, logs and lock entries of the runs
-
-
-# `git stash create` writes a commit object: give it an author where the clone has none configured
-IDENTITY = ("-c", "user.name=study", "-c", "user.email=study@localhost")
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(["git", *IDENTITY, *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StageError(f"`git {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout.strip()
+from src.ground.git import git
+from src.ground.paths import BACKUPS_DIR, BACKUPS_VARIABLE, STUDY_DIR
 
 
 def snapshot() -> str:
     """A commit of the working tree as it is (tracked files), without touching it."""
-    return _git("stash", "create") or _git("rev-parse", "HEAD")
+    return git("stash", "create") or git("rev-parse", "HEAD")
 
 
 def folder_name(stage: str) -> str:
@@ -53,7 +41,7 @@ def create(stage: str, commit: str, root: Path = STUDY_DIR) -> Path:
     if path.exists():
         remove(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _git("worktree", "add", "--detach", "--force", str(path), commit)
+    git("worktree", "add", "--detach", "--force", str(path), commit)
     cache = dvc_command.value("cache", "dir") or str(Path(".dvc/cache").resolve())
     dvc_command.run("config", "--local", "cache.dir", str(Path(cache).resolve()), cwd=path)
     dvc_command.run("config", "--local", "cache.type", "hardlink,symlink,copy", cwd=path)
@@ -61,7 +49,7 @@ def create(stage: str, commit: str, root: Path = STUDY_DIR) -> Path:
 
 
 def remove(path: Path) -> None:
-    subprocess.run(["git", "worktree", "remove", "--force", str(path)], capture_output=True)
+    commands.run(["git", "worktree", "remove", "--force", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -76,16 +64,13 @@ def train(
     this process's output); the exit status and, where it succeeded, the stage's dvc.lock entry
     (the workspace is then removed; a failed one is kept for a look)."""
     path = create(stage, commit, root)
-    command = dvc_command.command("repro", *flags, stage)
     if log is None:
         print(f"{stage} in {path}", flush=True)
-        status = subprocess.run(command, cwd=path, env=dvc_command.environment()).returncode
     else:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as out:
-            status = subprocess.run(
-                command, cwd=path, stdout=out, stderr=subprocess.STDOUT, env=dvc_command.environment()
-            ).returncode
+    # a run stopped here (Ctrl-C, a time limit) resumes from the main workspace's backups
+    backups = {BACKUPS_VARIABLE: str(BACKUPS_DIR.resolve())}
+    status, _ = dvc_command.stream("repro", *flags, stage, env=backups, cwd=path, log=log)
     if status != 0:
         return status, None
     entry = lock_entry(stage, path)
@@ -95,8 +80,7 @@ def train(
 
 def lock_entry(stage: str, path: Path) -> dict[str, Any]:
     """The stage's dvc.lock entry in a workspace that trained (or restored) it."""
-    lock = yaml.safe_load((path / LOCK_FILE).read_text()) if (path / LOCK_FILE).exists() else {}
-    entry = (lock or {}).get("stages", {}).get(stage)
+    entry = dvc_command.lock_entries(path / LOCK_FILE).get(stage)
     if entry is None:
         raise StageError(f"{path / LOCK_FILE} has no entry for {stage}")
     return entry
@@ -105,10 +89,7 @@ def lock_entry(stage: str, path: Path) -> dict[str, Any]:
 def merge(entries: dict[str, Any], lock_file: Path = LOCK_FILE) -> list[str]:
     """Put stage entries into dvc.lock (why: a committed entry whose outputs are not here would
     make `dvc repro` train the stage again instead of looking in the run-cache)."""
-    lock = yaml.safe_load(lock_file.read_text()) if lock_file.exists() else {"schema": "2.0"}
-    lock["stages"] = {**(lock.get("stages") or {}), **entries}
-    write_text(lock_file, yaml.safe_dump(lock, sort_keys=False))
-    return list(entries)
+    return dvc_command.merge_lock_entries(entries, lock_file)
 
 
 def write_entries(path: Path, entries: dict[str, Any]) -> Path:

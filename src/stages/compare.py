@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from src.evidence import figures, tables, verdicts
+from src.evidence import budgets, figures, tables, verdicts
 from src.evidence.tables import METRIC_KEYS, SCORES
 from src.ground import predictions as run_predictions
 from src.ground.cli import StageError, run_stage
@@ -40,6 +40,7 @@ from src.ground.data import CLASSES
 from src.ground.files import write_json, write_text
 from src.ground.params import Params, load_params
 from src.ground.paths import (
+    BUDGET_FIGURE,
     COMPARISON_CSV,
     COMPARISON_MD,
     CURVES,
@@ -50,12 +51,14 @@ from src.ground.paths import (
     STATISTICS,
     VAL_ACCURACY_FIGURE,
     curve_path,
+    epoch_predictions_path,
     live_metrics_path,
     predictions_path,
     run_name,
 )
 
 log = logging.getLogger(__name__)
+Labels = tuple[np.ndarray, np.ndarray]  # one run's (true, predicted) test classes
 
 
 def _missing(path: Path, model_id: str, seed: int) -> StageError:
@@ -82,8 +85,8 @@ def _runs(params: Params) -> list[tuple[str, int]]:
 
 
 def learning_curves(params: Params) -> pd.DataFrame:
-    """Accuracy and loss per epoch (from 1), train and validation, of every run, in
-    params.yaml's order: one row per model, seed and epoch."""
+    """Accuracy and loss per epoch (from 1), train and validation, and test accuracy (reported,
+    never used to choose), of every run, in params.yaml's order: a row per model, seed and epoch."""
     frames = []
     for model_id, seed in _runs(params):
         columns = {
@@ -91,6 +94,7 @@ def learning_curves(params: Params) -> pd.DataFrame:
             for prefix, split in (("train", "train"), ("val", "eval"))
             for metric in ("accuracy", "loss")
         }
+        columns["test_accuracy"] = _read_curve(model_id, seed, "test", "accuracy")  # reported only
         frame = pd.DataFrame(columns).rename_axis("epoch").reset_index()
         frame.insert(0, "seed", seed)
         frame.insert(0, "model", params.models[model_id].display_name)
@@ -163,6 +167,21 @@ def checked_answers(
     return labels
 
 
+def correct_by_epoch(
+    params: Params, labels: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
+) -> budgets.ByEpoch:
+    """Per model and seed, which test images the model got right after each epoch."""
+    correct: budgets.ByEpoch = {}
+    for model_id, seed in _runs(params):
+        path = epoch_predictions_path(model_id, seed)
+        if not path.is_file():
+            raise _missing(path, model_id, seed)
+        truth = labels[model_id][seed][0]
+        predicted = run_predictions.parse_epochs(path.read_text(), str(path), len(truth))
+        correct.setdefault(model_id, {})[seed] = predicted == truth[None, :]
+    return correct
+
+
 def compare(params: Params) -> pd.DataFrame:
     """Write the comparison reports and figures; return the comparison table."""
     import matplotlib
@@ -179,6 +198,7 @@ def compare(params: Params) -> pd.DataFrame:
     labels = checked_answers(params, runs, predictions)  # every run, before anything is written
     scores_by_seed = {m: runs[runs["id"] == m].set_index("seed")[list(SCORES)] for m in params.models}
     summary = verdicts.summary(labels, scores_by_seed, len(CLASSES))
+    summary["budgets"] = budgets.rankings(correct_by_epoch(params, labels), params.compare.budgets)
     table = tables.with_intervals(table, summary)
     _write_each(METRICS_DIR, ".json", scores)
     _write_each(PREDICTIONS_DIR, ".csv", predictions)
@@ -186,9 +206,13 @@ def compare(params: Params) -> pd.DataFrame:
     write_json(STATISTICS, summary)
     write_text(COMPARISON_CSV, table.to_csv(index=False, float_format="%.6f"))
     pairs = tables.pairs_markdown(params, summary)
-    write_text(COMPARISON_MD, tables.comparison_markdown(table, pairs, summary))
+    names = {model_id: config.display_name for model_id, config in params.models.items()}
+    by_budget = budgets.markdown(summary["budgets"], names)
+    write_text(COMPARISON_MD, tables.comparison_markdown(table, pairs, summary, by_budget))
     figures.plot_metrics(table, runs, METRICS_FIGURE)
     figures.plot_validation_accuracy(params, curves, VAL_ACCURACY_FIGURE)
+    shown = budgets.usable_budgets(correct_by_epoch(params, labels), params.compare.budgets)
+    figures.plot_test_accuracy_by_epoch(params, curves, shown, BUDGET_FIGURE)
     for model_id, config in params.models.items():
         path = LEARNING_CURVES_DIR / f"{model_id}.png"
         figures.plot_learning_curves(curves, model_id, config.display_name, path)

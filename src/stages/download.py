@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from http.client import HTTPException
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tqdm import tqdm
@@ -53,7 +54,7 @@ def _ways_out(url: str) -> str:
 class _NoDowngradeRedirect(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but never from https to plain http."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
         if urlparse(req.full_url).scheme == "https" and urlparse(newurl).scheme != "https":
             raise DownloadError(f"refusing redirect from {req.full_url} to non-https {newurl}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -164,7 +165,7 @@ def _fetch_http(url: str, part: Path, timeout: float, retries: int, backoff_s: f
         time.sleep(delay)
 
 
-def _prepare_part(response, part: Path, offset: int) -> int | None:  # type: ignore[no-untyped-def]
+def _prepare_part(response: Any, part: Path, offset: int) -> int | None:
     """Check a response against the bytes already in `part`; return the expected total size."""
     length = response.headers.get("Content-Length")
     if response.status == 206:

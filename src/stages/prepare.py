@@ -127,7 +127,11 @@ def split(
 def save_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> None:
     """Write each split as `<out_dir>/<split>.npz` (arrays x and y), atomically."""
     for name, (x, y) in splits.items():
-        atomic_write(split_path(name, out_dir), lambda tmp, x=x, y=y: np.savez(tmp, x=x, y=y))
+
+        def write(tmp: Path, x: np.ndarray = x, y: np.ndarray = y) -> None:
+            np.savez(tmp, x=x, y=y)
+
+        atomic_write(split_path(name, out_dir), write)
 
 
 def data_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """A copy of the project on tiny data: what the end-to-end tests and the queue benchmark run.
 
 The project's files (PROJECT_FILES) copied into a fresh git repository whose params.yaml points
-at a tiny tarball in the official layout (tests/fake_cifar.py): 300 training images, 60 test
+at a tiny tarball in the official layout (src/ground/fake_cifar.py): 300 training images, 60 test
 images, one epoch per model, so a training run takes a second or two.
 """
 
@@ -10,16 +10,15 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests import fake_cifar
+from src.ground import commands, fake_cifar
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES_PER_BATCH = 60  # 300 training images, 60 test images
 VAL_SIZE = 50
 PROJECT_FILES = [
@@ -75,11 +74,9 @@ def environment() -> dict[str, str]:
 
 
 def run(repo: Path, *args: str) -> str:
-    """A command in `repo`; its output. A failure raises AssertionError with the output."""
-    result = subprocess.run(args, cwd=repo, env=environment(), capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
-    return output
+    """A command in `repo`; its output (stdout and stderr). A failure raises CommandError."""
+    result = commands.run(args, cwd=repo, env=environment())
+    return result.stdout + result.stderr
 
 
 def create(

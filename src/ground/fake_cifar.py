@@ -63,8 +63,9 @@ def write_tarball(
         for index, batch in enumerate(BATCHES):
             name = f"{batch}.bin"
             if name in members:
-                if members[name] is not None:
-                    _add(tar, f"{ROOT}/{name}", members[name])
+                content = members[name]
+                if content is not None:
+                    _add(tar, f"{ROOT}/{name}", content)
                 continue
             _add(tar, f"{ROOT}/{name}", encode_batch(*make_images(images_per_batch, seed + index)))
         for info in extra or []:
