@@ -14,6 +14,7 @@ export DVC_NO_ANALYTICS := 1
 JOBS ?= auto
 SCHEDULER ?= local
 SBATCH_ARGS ?=
+ARRAY_LIMIT ?=
 
 .PHONY: setup setup-gpu repro study test test-slow test-all lint format report bench
 
@@ -32,7 +33,7 @@ repro: setup  ## run the whole study (only the stages whose inputs changed), as 
 	python -m src.running.study --jobs $(JOBS) $(REPRO_FLAGS)
 
 study: setup  ## make repro with options: JOBS=N, SEEDS="42 1 2", SCHEDULER=slurm SBATCH_ARGS="-p gpu --gres=gpu:1"
-	python -m src.running.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)")
+	python -m src.running.study --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --scheduler $(SCHEDULER) $(if $(SBATCH_ARGS),--sbatch-args "$(SBATCH_ARGS)") $(if $(ARRAY_LIMIT),--array-limit $(ARRAY_LIMIT))
 
 test: setup lint  ## lint, then the test suite without the slow end-to-end runs (a few minutes)
 	pytest -m "not slow"
@@ -56,5 +57,5 @@ report: setup  ## Markdown report of metrics, params and figures against a git r
 	python -m src.evidence.report --ref $(REF)
 
 ARGS ?= speed
-bench: setup  ## benchmarks: make bench ARGS="speed --levers" (speed, accuracy, prepare; ARGS="speed --help")
+bench: setup  ## benchmarks: make bench ARGS="speed --levers" (speed, accuracy, prepare, verdicts, task, scaling, queue; ARGS="task --help")
 	python -m benchmarks $(ARGS)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from src.ground import commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,13 +20,13 @@ def run_worker(module: str, *args: str, cwd: Path = ROOT, show_progress: bool = 
     start-up lines, the epochs) shows as it goes with `show_progress`, else only if it fails."""
     command = [sys.executable, "-m", f"benchmarks.{module}", *args]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    stderr = None if show_progress else subprocess.PIPE
-    done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    if done.returncode:
-        raise SystemExit(
-            f"`{' '.join(command[1:])}` failed (exit {done.returncode}):\n{(done.stderr or '')[-3000:]}"
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if show_progress:  # stdout and stderr as one, shown as it goes; the JSON is the last line
+        status, output = commands.stream(command, cwd=cwd, env=env)
+        if status:
+            raise commands.CommandError(command, status, output)
+    else:
+        output = commands.run(command, cwd=cwd, env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def choose_kernels(way: str, train_cfg: Any = None) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.common import ROOT
+from src.ground import commands
 
 DECOMPRESS = """
 import gzip, resource, sys, time
@@ -41,9 +41,7 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 
 
 def _measure(script: str, *args: str) -> tuple[float, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
+    out = commands.output([sys.executable, "-c", script, *args], cwd=ROOT).split()
     return float(out[0]), int(out[1]) / 1024  # seconds, MiB
 
 

@@ -123,6 +123,7 @@ def _kill_leftovers(project: Path) -> None:
 def run_worktrees(project: Path, stages: list[str], jobs: int, stall_seconds: float) -> tuple[int, int, bool]:
     """Every stage through `python -m src.running.study --jobs N`; (succeeded, failed, stalled)."""
     lines: list[str] = []
+    # not src.ground.commands: a stall must kill the whole process group, runs included
     process = subprocess.Popen(
         [sys.executable, "-m", "src.running.study", "--jobs", str(jobs)],
         cwd=project,

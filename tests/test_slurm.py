@@ -32,7 +32,12 @@ REPORTS = [
     "reports/metrics/simple_cnn.json",
     "reports/predictions/simple_cnn-1.csv",
 ]
-STUDY = Path(".dvc/tmp/study/slurm")
+STUDY = Path(".dvc/tmp/study/slurm")  # a folder per submission in it
+
+
+def _latest(clone: Path) -> Path:
+    """The newest submission's folder."""
+    return max((clone / STUDY).glob("*/jobs.json"), key=lambda path: path.stat().st_mtime).parent
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +81,9 @@ def _squeue(job: str, fields: str) -> list[list[str]]:
     ]
 
 
-def _times(job: str) -> dict[str, tuple[str, str]]:
-    """Start and end time of each job (or array task) as the scheduler has them."""
-    return {job: (start, end) for job, start, end in _squeue(job, "%i %S %e")}
+def _outcome_times(root: Path) -> dict[str, float]:
+    """When each task wrote its outcome file (SLURM forgets finished jobs after MinJobAge)."""
+    return {path.stem: path.stat().st_mtime for path in (root / "outcomes").glob("task-*.json")}
 
 
 def test_tasks_train_side_by_side_and_compare_gives_dvc_repros_bytes(
@@ -88,14 +93,17 @@ def test_tasks_train_side_by_side_and_compare_gives_dvc_repros_bytes(
     _run(tmp_path, "git", "clone", "-q", str(project), str(clone))
     result = _study(clone)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "submitted: training array job" in result.stdout and "study on SLURM: done" in result.stdout
-    jobs = yaml.safe_load((clone / STUDY / "jobs.json").read_text())
+    assert "training array job" in result.stdout and "study on SLURM: done" in result.stdout
+    root = _latest(clone)
+    jobs = yaml.safe_load((root / "jobs.json").read_text())
     assert sorted(jobs["stages"]) == sorted(f"train@{m}-{s}" for m in MODELS for s in SEEDS)
-    times = sorted(_times(jobs["array"]).values())
-    assert len(times) == 4 and times[1][0] < times[0][1], times  # the first two ran side by side
-    compare_log = (clone / STUDY / "logs/compare.log").read_text()
+    times = sorted(_outcome_times(root).values())
+    assert len(times) == 4 and times[1] - times[0] < 8, times  # the first two ran side by side
+    # MinJobAge is 5 s: SLURM had forgotten the tasks long before compare ended; their outcome
+    # files told the watcher, which reported success
+    assert _squeue(jobs["array"], "%T") == []
+    compare_log = (root / "logs/compare.log").read_text()
     assert compare_log.count("Running stage 'compare'") == 1 and "Running stage 'train@" not in compare_log
-    assert min(end for _, end in times) <= _times(jobs["compare"])[jobs["compare"]][0]  # after the tasks
     for report in REPORTS:
         assert (clone / report).read_bytes() == (project.parent / "baseline" / report).read_bytes(), report
 
@@ -105,28 +113,73 @@ def test_a_cancelled_task_is_named_and_the_resubmission_trains_only_it(
 ) -> None:  # type: ignore[no-untyped-def]
     clone = tmp_path / "clone"
     _run(tmp_path, "git", "clone", "-q", str(project), str(clone))
-    submitted = _study(clone, "--no-wait")
+    submitted = _study(clone, "--no-wait", "--sbatch-args=--time=10", "--seeds", "42", "1")
     assert submitted.returncode == 0, submitted.stderr
-    jobs = yaml.safe_load((clone / STUDY / "jobs.json").read_text())
+    root = _latest(clone)
+    jobs = yaml.safe_load((root / "jobs.json").read_text())
+    again = _study(clone, "--no-wait")  # a second submission of the same stages: refused
+    assert again.returncode != 0 and f"--watch {root}" in again.stderr, again.stderr
+    assert len(list((clone / STUDY).glob("*/jobs.json"))) == 1  # nothing of the first was touched
     victim = f"{jobs['array']}_3"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and _squeue(victim, "%T") != [["RUNNING"]]:
         time.sleep(0.3)
     subprocess.run(["scancel", victim], check=True)
-    watch = f"import json; from src.running import slurm; slurm.watch(json.load(open('{STUDY}/jobs.json')))"
-    waited = subprocess.run([sys.executable, "-c", watch], cwd=clone, capture_output=True, text=True)
+    waited = _study(clone, "--watch", str(root))  # the watcher of another shell, re-attached
     assert waited.returncode != 0
     stage = jobs["stages"][3]
     [line] = waited.stderr.strip().splitlines()[-1:]
-    assert re.search(rf"{re.escape(stage)} \(task 3: cancelled, log \S+task-3\.log\)", line), line
+    assert re.search(rf"{re.escape(stage)} \(task 3: (cancelled|lost), log \S+task-3\.log\)", line), line
     assert line.endswith("submits again only what is missing")
+    assert "make study SCHEDULER=slurm SBATCH_ARGS=--time=10 SEEDS='42 1'" in line  # every argument
     again = _study(clone)
     assert again.returncode == 0, again.stdout + again.stderr
-    resubmitted = yaml.safe_load((clone / STUDY / "jobs.json").read_text())["stages"]
-    logs = {
-        name: (clone / STUDY / "logs" / f"task-{index}.log").read_text()
-        for index, name in enumerate(resubmitted)
-    }
+    root = _latest(clone)
+    resubmitted = yaml.safe_load((root / "jobs.json").read_text())["stages"]
+    logs = {name: (root / "logs" / f"task-{index}.log").read_text() for index, name in enumerate(resubmitted)}
     trained = sorted(name for name, log in logs.items() if f"Running stage '{name}'" in log)
     restored = sorted(name for name, log in logs.items() if f"Stage '{name}' is cached - skipping run" in log)
     assert trained == [stage] and restored == sorted(set(resubmitted) - {stage})  # the rest: the run-cache
+
+
+def test_gpu_requests_of_every_form_are_kept_from_compare() -> None:
+    from src.running.slurm import without_gpus
+
+    args = ["-p", "gpu", "--gres=gpu:1", "--gpus", "2", "-G", "1", "-G2", "--gpus-per-node=1",
+            "--mem-per-gpu", "8G", "--time=60", "--cpus-per-gpu=4"]  # fmt: skip
+    assert without_gpus(args) == ["-p", "gpu", "--time=60"]
+
+
+def test_a_task_near_its_time_limit_is_requeued_and_resumes_to_the_same_bytes(
+    cluster, tiny_tarball: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """SLURM's warning signal before a time limit (sent here at once, as `--signal=B:USR1@120`
+    would two minutes before it): the task requeues itself, the requeued task resumes the run
+    from its last completed epoch, and the reports are dvc repro's, byte for byte."""
+    repo = tiny_project.create(tmp_path / "study", tiny_tarball, ["cnn_da_dropout"], [42])
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["cnn_da_dropout"].update(epochs=4, batch_size=4)  # long enough to interrupt
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(repo, "git", "commit", "-qam", "four epochs")
+    baseline = tmp_path / "baseline"
+    _run(tmp_path, "git", "clone", "-q", str(repo), str(baseline))
+    _run(baseline, "dvc", "repro")
+    submitted = _study(repo, "--no-wait")
+    assert submitted.returncode == 0, submitted.stderr
+    root = _latest(repo)
+    task = f"{yaml.safe_load((root / 'jobs.json').read_text())['array']}_0"
+    backups = repo / ".dvc/tmp/train-backups/cnn_da_dropout-42"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(backups.glob("*/epoch-1")):
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--batch", "--signal=USR1", task], check=True)
+    watched = _study(repo, "--watch", str(root))
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    log = (root / "logs" / "task-0.log").read_text()
+    assert "resuming after epoch" in log, log
+    for report in (
+        "reports/curves.csv",
+        "reports/predictions/cnn_da_dropout-42.csv",
+        "reports/statistics.json",
+    ):
+        assert (repo / report).read_bytes() == (baseline / report).read_bytes(), report

@@ -1,15 +1,7 @@
-"""A pull-request report: the workspace's results against a git ref, in Markdown.
-
-    python -m src.evidence.report --ref main        (or: make report REF=main)
-
-Writes `reports/pr_report.md` and prints it: for every model whose scores changed, whether
-the change holds on images like the test set, beyond the noise of retraining and of the test
-images' sampling (src/evidence/verdicts.py `judge`, on the two revisions' test predictions of
-that model, paired over shared seeds; no verdict from one seed a side, where McNemar's p shows
-the test set's noise only), Holm-corrected over the models judged, the per-model metric
-changes (`dvc metrics diff --md`), the parameter changes (`dvc params diff --md`), the
-current comparison table, and the figures that changed, the way a reviewer reads them. The CML
-workflow posts it as a pull-request comment.
+"""A pull-request report (`python -m src.evidence.report --ref main`, `make report`): the
+workspace's results against a git ref, with a task-level verdict for every model whose scores
+changed, Holm-corrected, and the metric, param and figure changes, in reports/pr_report.md.
+Details: docs/internals.md#report.
 """
 
 from __future__ import annotations

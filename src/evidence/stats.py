@@ -1,22 +1,7 @@
-"""Intervals and tests on the saved test predictions and the per-seed scores.
-
-Every number here comes from the test predictions each training run saves
-(`reports/predictions/<id>-<seed>.csv`), so it can be recomputed without retraining, and every
-resampling or simulation is seeded, so the same predictions give the same bytes.
-
-- One model, one seed: a Wilson 95% interval for accuracy (`scipy.stats.binomtest`), and a
-  percentile bootstrap over the test images for macro precision, recall and F1
-  (`scipy.stats.bootstrap`, paired: each resample keeps images with their own labels).
-- One model, several seeds: mean, standard deviation and the t interval of the mean.
-- Two sets of runs: the paired t-test over shared seeds, Welch's t-test, and the t prediction
-  interval for one new run against N, each with the t interval of the difference that the
-  same test inverts (so a verdict and its interval never disagree); the exact McNemar test
-  between two runs on the same images (the test set's noise only); P(A > B) over seed pairs;
-  the smallest difference each test finds with 80% power (the exact noncentral t; a seeded
-  simulation for Welch's test); Holm's correction. Both sources of noise: src/evidence/task.py.
-
-src/evidence/verdicts.py puts these together into the verdicts the reports print; docs/statistics.md
-says why these methods and what they assume.
+"""Intervals and tests on the saved test predictions and per-seed scores, every resampling
+seeded: Wilson and bootstrap intervals, t intervals over seeds, paired/Welch/prediction t,
+McNemar, exact detectable sizes (noncentral t), P(A > B), Holm.
+Details: docs/internals.md#stats.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ class CommandError(StageError):
         super().__init__(f"`{' '.join(args)}` failed (exit status {status})" + (f":\n{tail}" if tail else ""))
 
 
-def _require(program: str) -> None:
-    if shutil.which(program) is None and not Path(program).is_file():
+def _require(program: str, env: dict[str, str] | None) -> None:
+    path = (env or {}).get("PATH")  # the PATH the command will run with
+    if shutil.which(program, path=path) is None and not Path(program).is_file():
         raise StageError(f"{program} is not on PATH: install it, or run this where it is")
 
 
@@ -32,7 +33,7 @@ def run(
     args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run a command with its output captured; with `check`, a failure raises CommandError."""
-    _require(args[0])
+    _require(args[0], env)
     result = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise CommandError(args, result.returncode, result.stdout + result.stderr)
@@ -53,7 +54,7 @@ def stream(
 ) -> tuple[int, str]:
     """Run a command with stdout and stderr as one, shown as it goes (or written to `log`);
     the exit status and the output."""
-    _require(args[0])
+    _require(args[0], env)
     lines = []
     sink = log.open("w") if log is not None else None
     try:

@@ -1,12 +1,6 @@
-"""The pull-request study's steps, runnable on a laptop as on a CI runner (study.yml calls them).
-
-    python -m src.running.ci plan                  is there a shared remote? prepare the data, list the stages
-    python -m src.running.ci train STAGE --out DIR  restore or train one stage, push it, hand on its entry
-    python -m src.running.ci report --stages JSON --entries DIR   merge, restore, compare; the report
-
-Each finds DVC through src/ground/dvc_command.py (no reliance on PATH) and ends a failure with one
-line. Where GitHub's files exist ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) they get the step's
-outputs and summary; elsewhere those are printed.
+"""The pull-request workflow's steps, runnable locally: `python -m src.running.ci plan | train
+STAGE | report` (a leg per training stage, pushed with its run-cache; one job compares).
+Details: docs/internals.md#ci.
 """
 
 from __future__ import annotations

@@ -1,20 +1,7 @@
-"""DVC's commands that talk to the shared remote, with one clear line when the remote fails.
-
-    python -m src.running.remote push --run-cache train@mlp_l2-42      (dvc push ...)
-    python -m src.running.remote repro --pull train@mlp_l2-42          (dvc repro ...)
-    python -m src.running.remote pull                                  (dvc pull ...)
-
-Runs `dvc <command> <args>` with its output shown as it goes. Where it fails on the remote, the
-last line says what went wrong and the fix, in the words of the remote's own settings (its
-name, URL and endpoint), instead of a storage client's exception:
-
-    error: remote 'team' (s3://team/cifar10, endpoint http://127.0.0.1:9000) refused the
-    credentials (InvalidAccessKeyId): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ...
-
-Nothing is lost by a failed transfer: what reached the remote stays there and what did not is
-still in the local cache, so running the same command again finishes the job and skips what
-was already pushed; `dvc repro --pull` restores a pushed stage instead of training it.
-.github/workflows/study.yml and docs/scaling-out.md use it.
+"""DVC's remote commands (`python -m src.running.remote push|pull|fetch|repro|status`), with a
+failure turned into one line that says what failed and the fix; nothing a failed transfer
+moved is lost.
+Details: docs/internals.md#remote.
 """
 
 from __future__ import annotations

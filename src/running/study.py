@@ -1,24 +1,8 @@
-"""`make repro` / `make study`: the whole study, its training runs side by side, here or on SLURM.
+"""`make repro` / `make study`: the whole study as `dvc repro` computes it, its training runs
+side by side in worktrees (`--jobs`), or on SLURM (`--scheduler slurm`).
 
-    python -m src.running.study [--jobs N|auto] [--seeds 42 1 2] [--pull]      (make repro, make study)
-    python -m src.running.study --scheduler slurm [--sbatch-args "..."] [--no-wait]
-
-The same stages and the same bytes as `dvc repro`, by DVC's own means:
-
-1. `--seeds` sets params.yaml's `seeds` (as `dvc exp run -S seeds=[...]` would);
-2. `dvc repro prepare` downloads and prepares the data if needed;
-3. each training stage that `dvc status` reports out of date trains in a workspace of its own
-   (src/running/workspaces.py: a git worktree sharing this workspace's DVC cache), the longest first,
-   N at a time, each with params.yaml's `train.threads`: what a run computes never depends on
-   how many run beside it. `--scheduler slurm` hands them to SLURM as one array job instead
-   (src/running/slurm.py);
-4. each run's dvc.lock entry is merged into this workspace's, and `dvc repro` finds every
-   trained stage in the cache, trains nothing, and runs `compare`.
-
-`--jobs auto` (the default) runs as many side by side as the cores allow at `train.threads`
-each and the memory at 2.5 GiB each: on two cores, one, which is plain `dvc repro`. A run that
-fails is named with its log; running the command again trains only what is missing (what
-finished is in the run-cache).
+    python -m src.running.study [--jobs N|auto] [--seeds 42 1 2] [--pull] [--scheduler slurm]
+Details: docs/internals.md#study.
 """
 
 from __future__ import annotations
@@ -113,10 +97,12 @@ def study(jobs: int, seeds: list[int] | None = None, pull: bool = False) -> None
     """Run the whole study as `dvc repro` does, training up to `jobs` runs side by side."""
     if seeds is not None:
         set_seeds(seeds)
-    load_params()  # a malformed params.yaml fails here, in one line, before anything runs
+    load_params()  # a malformed params.yaml fails here, in one line, before any stage runs
     flags = ("--pull",) if pull else ()
     stages = outdated_training_stages() if jobs > 1 else []
-    if len(stages) < 2:  # one at a time: plain `dvc repro`, without asking DVC first
+    if (
+        len(stages) < 2
+    ):  # nothing to run side by side: plain `dvc repro` (with one job, DVC is not asked first)
         dvc_command.stream_checked("repro", *flags)
         return
     dvc_command.stream_checked("repro", *flags, "prepare")
@@ -152,6 +138,8 @@ def main() -> None:
     parser.add_argument("--scheduler", choices=("local", "slurm"), default="local")
     parser.add_argument("--sbatch-args", default="", help="for SLURM: partition, account, time, --gres=gpu:1")
     parser.add_argument("--no-wait", action="store_true", help="for SLURM: submit, print the job ids, return")
+    parser.add_argument("--array-limit", type=int, default=0, help="for SLURM: at most K tasks at once (%%K)")
+    parser.add_argument("--watch", type=Path, metavar="DIR", help="for SLURM: watch a submitted study again")
     parser.add_argument(
         "--export-lock", type=Path, metavar="FILE", help="write STAGES' dvc.lock entries to FILE"
     )
@@ -164,10 +152,14 @@ def main() -> None:
         export_lock_entries(args.stages, args.export_lock)
     elif args.merge_lock:
         print(f"dvc.lock: entries of {', '.join(merge_lock_entries(args.merge_lock))}")
+    elif args.watch:
+        from src.running import slurm
+
+        slurm.attach(args.watch)
     elif args.scheduler == "slurm":
         from src.running import slurm
 
-        slurm.study(args.sbatch_args, wait=not args.no_wait, seeds=args.seeds)
+        slurm.study(args.sbatch_args, wait=not args.no_wait, seeds=args.seeds, limit=args.array_limit)
     else:
         if args.jobs != "auto" and not args.jobs.isdigit():
             raise StageError(f"--jobs {args.jobs}: give 1 or more, or auto")

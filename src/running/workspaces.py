@@ -1,12 +1,6 @@
-"""One workspace per training run: a git worktree of the study's state, sharing its DVC cache.
-
-Training runs side by side (on this machine or as SLURM tasks) each run `dvc repro <stage>` in a
-workspace of their own, so no run takes another's DVC lock (DVC keeps one per workspace), and
-nothing is copied: each workspace is a `git worktree` of a snapshot of the working tree (`git
-stash create`: uncommitted params and code included, the working tree left alone) whose DVC
-cache is the main workspace's (`cache.dir`), with hard links into it. What a run trains lands
-in that shared cache and its run-cache; its `dvc.lock` entry is handed back, and the main
-workspace's `dvc repro` then finds every trained stage there and trains nothing again.
+"""Workspaces for runs side by side: a git worktree per training stage sharing this clone's DVC
+cache, its dvc.lock entry handed back and merged here.
+Details: docs/internals.md#workspaces.
 """
 
 from __future__ import annotations
@@ -23,7 +17,10 @@ from src.ground.cli import StageError
 from src.ground.dvc_command import LOCK_FILE
 from src.ground.files import write_text
 from src.ground.git import git
-from src.ground.paths import BACKUPS_DIR, BACKUPS_VARIABLE, STUDY_DIR
+from src.ground.paths import BACKUPS_DIR, BACKUPS_VARIABLE, STUDY_DIR, split_run_name, timing_path
+
+# DVC settings of this workspace that every worktree must share with it
+SHARED_SETTINGS = ("cache.shared", "core.hardlink_lock", "cache.type")
 
 
 def snapshot() -> str:
@@ -45,6 +42,10 @@ def create(stage: str, commit: str, root: Path = STUDY_DIR) -> Path:
     cache = dvc_command.value("cache", "dir") or str(Path(".dvc/cache").resolve())
     dvc_command.run("config", "--local", "cache.dir", str(Path(cache).resolve()), cwd=path)
     dvc_command.run("config", "--local", "cache.type", "hardlink,symlink,copy", cwd=path)
+    for key in SHARED_SETTINGS:  # a shared cache's settings (group permissions, locks on Lustre)
+        setting = dvc_command.value("config", key)
+        if setting:
+            dvc_command.run("config", "--local", key, setting, cwd=path)
     return path
 
 
@@ -74,8 +75,17 @@ def train(
     if status != 0:
         return status, None
     entry = lock_entry(stage, path)
+    _copy_timing(stage, path)
     remove(path)
     return 0, entry
+
+
+def _copy_timing(stage: str, path: Path) -> None:
+    """The run's timing (git-tracked, outside DVC's outputs) back into this workspace."""
+    run = split_run_name(stage.removeprefix("train@"))
+    if run is not None and (path / timing_path(*run)).is_file():
+        timing_path(*run).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path / timing_path(*run), timing_path(*run))
 
 
 def lock_entry(stage: str, path: Path) -> dict[str, Any]:

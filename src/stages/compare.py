@@ -1,25 +1,7 @@
-"""Stage `compare`: put every model of params.yaml side by side.
-
-Reads each run's `reports/train/<id>-<seed>/` (written by train@<id>-<seed>, cached by DVC)
-for the models and seeds listed in params.yaml, in that order (never by globbing, so a removed model's stale
-files are ignored), and writes the small, git-tracked reports a reviewer reads:
-
-- `reports/metrics/<id>.json`: the model's four test scores (accuracy, macro precision,
-  recall and F1; means over seeds), one file per model, so `dvc metrics show` prints one
-  compact row per model and `dvc metrics diff` lists only score changes; deterministic bytes;
-- `reports/curves.csv`: every run's accuracy and loss per epoch (from 1), train and
-  validation, one row per model, seed and epoch, for `dvc plots` (per model, the mean over
-  seeds with a band);
-- `reports/predictions/<id>-<seed>.csv`: each run's test predictions (actual, predicted
-  class), for the confusion matrices in `dvc plots` and for statistics without retraining;
-- `reports/statistics.json`: each score's 95% interval per model, and every pair of models
-  judged as `make report` judges a change (src/evidence/verdicts.py: seed-level test, Holm-corrected p,
-  the interval that test inverts, P(first > second), the smallest difference the seeds could
-  detect);
-- `reports/comparison.csv` and `reports/comparison.md`: the study's table with intervals
-  and parameter counts, the pairwise verdicts, and the original study's numbers for context;
-- `reports/figures/metrics_comparison.png`, `reports/figures/val_accuracy.png` and
-  `reports/figures/learning_curves/<id>.png` (src/evidence/figures.py; the tables: src/evidence/tables.py).
+"""Stage `compare`: every model of params.yaml side by side, from each run's reports (models and
+seeds as listed, never globbed): reports/metrics/, curves.csv, predictions/, statistics.json,
+comparison.{csv,md} (verdicts, the ranking at every budget) and figures/.
+Details: docs/internals.md#compare.
 """
 
 from __future__ import annotations

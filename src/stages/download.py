@@ -1,11 +1,7 @@
-"""Stage `download`: fetch the CIFAR-10 binary tarball and verify it.
-
-The file is streamed to `<target>.part`, checked against the expected size and sha256,
-and only then renamed onto the target, so the target never holds a partial or
-unverified file. An interrupted HTTP download resumes from the `.part` file with a Range
-request where the server allows it. Transient failures (timeouts, resets, 429 and 5xx)
-are retried with exponential backoff; an unreachable host fails at once with a message
-that says how to use a mirror or a local copy.
+"""Stage `download`: CIFAR-10's binary tarball from params.yaml's `data.url` (http(s):// or
+file://), resumed where it stopped, checked against `data.sha256` and `data.size` before
+it is moved into place.
+Details: docs/internals.md#download.
 """
 
 from __future__ import annotations

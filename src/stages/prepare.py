@@ -1,11 +1,6 @@
-"""Stage `prepare`: read the binary batches straight out of the tarball and split them.
-
-Only the expected members are read, with numpy, from inside the gzip stream: nothing is
-extracted to disk and nothing is unpickled. Each batch is checked (member present and a
-regular file, whole 3,073-byte records, the expected record count, labels 0-9, the class
-list), then the training batches are split into train and a stratified, seeded validation
-set, and every split is written as uint8 arrays to `data/prepared/<split>.npz`, each file
-under a temporary name first and then renamed, so a stage that dies leaves no torn file.
+"""Stage `prepare`: the tarball's records (read without extracting) as uint8 arrays, a seeded,
+stratified validation split, and data/prepared/{train,val,test}.npz with reports/data.json.
+Details: docs/internals.md#prepare.
 """
 
 from __future__ import annotations
