@@ -124,7 +124,7 @@ def _use_keras_batch_norm() -> None:
     import src.learning.speed.shards
 
     # the builders' BatchNorm swapped for Keras's own, on purpose: what it costs is the measurement
-    src.learning.layers.BatchNormalization = keras.layers.BatchNormalization  # type: ignore[misc]
+    src.learning.layers.BatchNormalization = keras.layers.BatchNormalization  # type: ignore[misc]  # a class, reassigned on purpose
     src.learning.speed.shards.batch_normalization = keras.ops.batch_normalization  # the synchronised one
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
 from benchmarks.common import ROOT
 
 
-def _task():  # type: ignore[no-untyped-def]
+def _task() -> Any:
     from src.evidence.simulation import Task
     from src.ground import predictions
     from src.ground.paths import PREDICTIONS_DIR
@@ -34,7 +35,7 @@ def _task():  # type: ignore[no-untyped-def]
     return Task.from_runs(np.array(runs))
 
 
-def _seed_only_false_calls(task, seeds: int, studies: int) -> float:  # type: ignore[no-untyped-def]
+def _seed_only_false_calls(task: Any, seeds: int, studies: int) -> float:
     """The seed-only test (the test set held fixed) on the same kind of null studies."""
     from src.evidence.simulation import draw_study
     from src.evidence.verdicts import judge
