@@ -23,16 +23,10 @@ from benchmarks.common import ROOT
 
 
 def _task() -> Any:
-    from src.evidence.simulation import Task
-    from src.ground import predictions
+    from src.evidence.simulation import Task, recorded_correct
     from src.ground.paths import PREDICTIONS_DIR
 
-    runs = []
-    for model in ("simple_cnn", "cnn_da_dropout"):
-        for path in sorted((ROOT / PREDICTIONS_DIR).glob(f"{model}-*.csv")):
-            truth, guess = predictions.parse(path.read_text(), str(path))
-            runs.append(truth == guess)
-    return Task.from_runs(np.array(runs))
+    return Task.from_runs(recorded_correct(ROOT / PREDICTIONS_DIR))
 
 
 def _seed_only_false_calls(task: Any, seeds: int, studies: int) -> float:

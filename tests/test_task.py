@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from src.evidence.simulation import Task, calibrate, draw_study
+from src.evidence.simulation import Task, calibrate, draw_study, recorded_correct
 from src.evidence.stats import detectable, detectable_ncp
 from src.evidence.task import image_noise, task_t
-from src.ground import predictions
 from src.ground.paths import PREDICTIONS_DIR
 from tests.conftest import ROOT
 
@@ -64,13 +63,9 @@ def test_welch_sizes_have_80_percent_power_by_an_independent_simulation(n_a: int
 @pytest.fixture(scope="module")
 def task() -> Task:
     """The task as the recorded run's predictions show it: the two CNNs' per-image accuracy."""
-    runs = []
-    for model in ("simple_cnn", "cnn_da_dropout"):
-        for path in sorted((ROOT / PREDICTIONS_DIR).glob(f"{model}-*.csv")):
-            truth, guess = predictions.parse(path.read_text(), str(path))
-            runs.append(truth == guess)
+    runs = recorded_correct(ROOT / PREDICTIONS_DIR)
     assert len(runs) >= 4, "the recorded run's predictions of the two CNNs"
-    return Task.from_runs(np.array(runs))
+    return Task.from_runs(runs)
 
 
 def test_the_standard_error_matches_the_spread_of_simulated_studies(task: Task) -> None:

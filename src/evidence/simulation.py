@@ -11,6 +11,7 @@ one sample of test images. Each study draws its test images afresh from that tas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,20 @@ class Task:
         """From recorded runs' correctness, (runs, images): each image's difficulty."""
         share = np.clip(np.asarray(correct, dtype=float).mean(axis=0), 0.02, 0.98)
         return cls(np.log(share / (1 - share)), **noise)
+
+
+def recorded_correct(
+    predictions_dir: Path, models: tuple[str, ...] = ("simple_cnn", "cnn_da_dropout")
+) -> np.ndarray:
+    """Which test images each recorded run of `models` got right: (runs, images)."""
+    from src.ground import predictions
+
+    runs = []
+    for model in models:
+        for path in sorted(predictions_dir.glob(f"{model}-*.csv")):
+            truth, guess = predictions.parse(path.read_text(), str(path))
+            runs.append(truth == guess)
+    return np.array(runs)
 
 
 def draw_study(task: Task, models: int, seeds: int, images: int, rng: np.random.Generator) -> np.ndarray:
