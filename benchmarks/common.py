@@ -20,8 +20,8 @@ def run_worker(module: str, *args: str, cwd: Path = ROOT, show_progress: bool = 
     start-up lines, the epochs) shows as it goes with `show_progress`, else only if it fails."""
     command = [sys.executable, "-m", f"benchmarks.{module}", *args]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    if show_progress:  # stdout and stderr as one, shown as it goes; the JSON is the last line
-        status, output = commands.stream(command, cwd=cwd, env=env)
+    if show_progress:  # shown on stderr as it goes (stdout carries results); the JSON is the last line
+        status, output = commands.stream(command, cwd=cwd, env=env, echo=sys.stderr)
         if status:
             raise commands.CommandError(command, status, output)
     else:

@@ -4,8 +4,9 @@ Each job gets a fresh clone (what `actions/checkout` does), a PATH without the p
 environment but with a Python first on it (`actions/setup-python`), and its `run:` steps run in
 order as the runner runs them (`bash --noprofile --norc -eo pipefail`), with $GITHUB_OUTPUT,
 $GITHUB_ENV, $GITHUB_PATH and $GITHUB_STEP_SUMMARY honoured between steps. `${{ }}` expressions
-cover what study.yml uses (contexts, `fromJSON`, `||`, `&&`, `==`, `always()`); a job's `if:`
-without a status function also needs its `needs` to have succeeded. Artifacts go through a folder
+cover GitHub's operators (`!`, `==`, `!=`, `&&`, `||`), contexts, `fromJSON` and the status
+functions (`success()`, `failure()`, `cancelled()`, `always()`); an `if:` without a status
+function gets GitHub's implicit `success() &&`. Artifacts go through a folder
 (`upload-artifact` refuses a second artifact of one name unless `overwrite`); `gh` is a stand-in
 that records what it was asked to post. The project's virtual environment stands in for what
 `make setup` would install (the tests cannot download it), so `make setup` finds it up to date.
@@ -42,15 +43,49 @@ def _context(name: str, contexts: dict[str, Any]) -> Any:
     return value
 
 
-def evaluate(expression: str, contexts: dict[str, Any]) -> Any:
-    """One `${{ }}` expression (without the braces), as far as study.yml needs."""
-    python = expression.replace("&&", " and ").replace("||", " or ").replace("always()", "True")
+@dataclass(frozen=True)
+class Status:
+    """What GitHub's status functions see: the needs' (or earlier steps') results, and whether
+    the run was cancelled."""
+
+    succeeded: bool = True
+    failed: bool = False
+    cancelled: bool = False
+
+    def functions(self) -> dict[str, Any]:
+        return {
+            "always": lambda: True,
+            "success": lambda: self.succeeded and not self.cancelled,
+            "failure": lambda: self.failed,
+            "cancelled": lambda: self.cancelled,
+        }
+
+
+def evaluate(expression: str, contexts: dict[str, Any], status: Status | None = None) -> Any:
+    """One `${{ }}` expression (without the braces): contexts, `fromJSON`, `==`, `!=`, `!`, `&&`,
+    `||`, parentheses, and the status functions."""
+    python = expression.replace("&&", " and ").replace("||", " or ")
+    python = re.sub(r"!(?!=)", " not ", python)
     python = re.sub(
         r"(?<!['\w.])([a-z_]+(?:\.[A-Za-z_][\w-]*)+)",
         lambda match: f"_c({match.group(1)!r})",
         python,
     )
-    return eval(python, {"_c": lambda name: _context(name, contexts), "fromJSON": json.loads})
+    names = {"_c": lambda name: _context(name, contexts), "fromJSON": json.loads}
+    return eval(python, {**names, **(status or Status()).functions()})
+
+
+def runs(condition: str, contexts: dict[str, Any], status: Status) -> bool:
+    """Whether a job or step with this `if:` runs: without a status function GitHub puts
+    `success() &&` in front of it."""
+    text = condition.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        text = text[3:-2].strip()
+    if not text:
+        text = "success()"
+    elif not any(function in text for function in STATUS_FUNCTIONS):
+        text = f"success() && ({text})"
+    return bool(evaluate(text, contexts, status))
 
 
 def substitute(text: str, contexts: dict[str, Any]) -> str:
@@ -99,6 +134,7 @@ class Runner:
         )
         (self.preinstalled / "gh").chmod(0o755)
         self.runs = 0
+        self.cancelled = False  # set when the run is cancelled (a newer push to the pull request)
 
     def _checkout(self, folder: Path) -> None:
         subprocess.run(["git", "clone", "-q", str(self.origin), str(folder)], check=True)
@@ -162,11 +198,12 @@ class Runner:
             },
             "steps": {},
         }
-        condition = str(job.get("if", ""))
-        succeeded = all(result.result == "success" for result in needs.values())
-        if (condition and not evaluate(condition, contexts)) or (
-            not any(f in condition for f in STATUS_FUNCTIONS) and not succeeded
-        ):
+        status = Status(
+            succeeded=all(result.result == "success" for result in needs.values()),
+            failed=any(result.result == "failure" for result in needs.values()),
+            cancelled=self.cancelled,
+        )
+        if not runs(str(job.get("if", "")), contexts, status):
             return JobResult("skipped")
         self.runs += 1
         folder = self.work / f"{name}-{self.runs}"
@@ -194,8 +231,8 @@ class Runner:
         extra_path: list[str] = []
         log, result = [], "success"
         for step in job["steps"]:
-            step_if = str(step.get("if", ""))
-            if result == "failure" and "always()" not in step_if:
+            step_status = Status(result == "success", result == "failure", self.cancelled)
+            if not runs(str(step.get("if", "")), contexts, step_status):
                 continue
             uses = step.get("uses", "")
             try:
@@ -223,6 +260,7 @@ class Runner:
                         **env,
                         **{k: str(substitute(str(v), contexts)) for k, v in step.get("env", {}).items()},
                     }
+                    step_env.update(leg_env or {})  # a test's override beats the workflow's env
                     step_env["PATH"] = ":".join([*extra_path, env["PATH"]])
                     script = self.work / "step.sh"
                     script.write_text(substitute(step["run"], contexts))

@@ -2,14 +2,16 @@
 sets TensorFlow up (oneDNN at AVX2, op determinism, the stage's thread pools).
 
     python -m tests.op_digests [--threads N]   print this machine's digests as JSON (N: 2)
-    python -m tests.op_digests --record        rewrite tests/golden/op_digests.json (2 threads)
+    python -m tests.op_digests --record        rewrite this CPU maker's tests/golden/op_digests-<maker>.json
+                                               (2 threads)
 
 Each layer at the models' shapes, forward and gradient, inside a tf.function as `fit` runs it
 (TensorFlow's graph optimizer may then pick other kernels than eager mode); the fused Adam
 update; and three training steps of each model of params.yaml, built and compiled as the
 stage builds them (batch shards included). tests/test_op_digests.py compares them with the
-digests recorded on another machine, so an op that rounds differently there is named, not
-just a model that drifts (docs/reproducibility.md).
+digests recorded on a CPU of the same maker (any thread count, the same bytes) and of the other
+maker (only the ops KNOWN_MAKER_DIFFERENCES names may differ), so an op that rounds differently
+is named, not just a model that drifts (docs/reproducibility.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,28 @@ import numpy as np
 
 from src.learning.speed import configure_tensorflow, configure_threads
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "op_digests.json"
+GOLDENS = Path(__file__).resolve().parent / "golden"
+MAKERS = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}
+# Ops that round differently on Intel Xeon and AMD EPYC at any thread count (oneDNN picks other
+# matmul blocking by CPU). Named here so that any other op that drifts stands out; whether the
+# models' runs still agree across makers is tests/test_reproducible.py's question.
+KNOWN_MAKER_DIFFERENCES = {
+    "Dense 2304->64 relu, batch 32: forward",
+    "model simple_cnn: predictions after them",
+    "model simple_cnn: three training steps, batch 32 (weights, losses)",
+}
+
+
+def golden(maker: str) -> Path:
+    """The digests recorded on a CPU of `maker` ("intel", "amd")."""
+    return GOLDENS / f"op_digests-{maker}.json"
+
+
+def this_maker() -> str | None:
+    """ "intel" or "amd" for this CPU; None for any other."""
+    from src.learning.speed import cpuinfo_field
+
+    return MAKERS.get(cpuinfo_field("vendor_id") or "")
 
 
 def digest(*arrays: Any) -> str:
@@ -195,8 +218,11 @@ if __name__ == "__main__":
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     result = compute(2 if args.record else args.threads)
+    maker = this_maker()
+    if args.record and maker is None:
+        raise SystemExit("only Intel and AMD CPUs have recorded digests")
     if args.record:
-        GOLDEN.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {GOLDEN}")
+        golden(str(maker)).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {golden(str(maker))}")
     else:
         print(json.dumps(result, indent=1, sort_keys=True))

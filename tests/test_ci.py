@@ -24,6 +24,23 @@ def test_without_a_shared_remote_the_plan_skips_with_one_notice(
     assert capsys.readouterr().out.startswith("::notice::no shared DVC remote")
 
 
+def test_empty_secrets_skip_the_plan_with_one_notice(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Dependabot's pull requests run with empty secrets: one notice, not NoCredentialsError."""
+    outputs = tmp_path / "output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")  # what `${{ secrets.X }}` gives when X is not passed
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    monkeypatch.setattr(ci.remote, "describe_remote", lambda: ("team", "s3://team/cifar10", ""))
+    monkeypatch.setattr(ci.remote, "run", lambda args: pytest.fail(f"dvc {args} ran without credentials"))
+    ci.plan()
+    assert outputs.read_text() == "enabled=false\nstages=[]\n"
+    out = capsys.readouterr().out
+    assert out.startswith("::notice::the secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are empty")
+
+
 def test_a_fork_is_told_apart_from_a_branch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     event = tmp_path / "event.json"
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
@@ -40,3 +57,25 @@ def test_more_stages_than_a_matrix_holds_stop_the_plan(monkeypatch: pytest.Monke
     monkeypatch.setattr(ci.dvc_command, "run", lambda *args, **kwargs: stages)
     with pytest.raises(StageError, match="300 training stages exceed GitHub's 256 jobs a matrix"):
         ci.plan()
+
+
+def test_a_failed_report_step_still_writes_a_report_that_names_the_failure_and_the_logs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The comment job posts reports/pr_report.md: a report step that fails leaves one saying why."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "team/cifar10")
+    monkeypatch.setattr(ci.workspaces, "read_entries", lambda paths: {"train@mlp_l2-42": {}})
+
+    def refused(args: list[str]) -> str:
+        raise StageError("the remote refused the credentials: check the secrets")
+
+    monkeypatch.setattr(ci.workspaces, "merge", lambda handed: None)
+    monkeypatch.setattr(ci.remote, "run", refused)
+    with pytest.raises(StageError, match="refused the credentials"):
+        ci.report(["train@mlp_l2-42"], tmp_path / "entries", "origin/main")
+    text = (tmp_path / "reports" / "pr_report.md").read_text()
+    assert "report step failed, so nothing was compared: the remote refused the credentials" in text
+    assert "https://github.com/team/cifar10/actions/runs/42" in text

@@ -161,6 +161,12 @@ def test_pr_report_shows_metric_param_and_figure_changes(repo: Path) -> None:
     assert "(figures/learning_curves/simple_cnn.png)" in report
     assert "(figures/metrics_comparison.png)" in report
     assert "learning_curves/resnet.png" not in report
+    assert report.count("```mermaid\nxychart-beta\n") == 2  # scores and curves, drawn by GitHub
+    # on a pull-request page relative images resolve to nothing: the figures are named with a link
+    script = "from src.evidence.report import build_report; print(build_report('HEAD', figures_at='RUN'))"
+    on_github = _run(repo, sys.executable, "-c", script)
+    assert "`figures/metrics_comparison.png`" in on_github and ": in RUN" in on_github
+    assert "](figures/" not in on_github
 
 
 def _run_cache_key(repo: Path, stage_name: str) -> str:
@@ -240,12 +246,17 @@ def test_report_with_two_seeds_a_side_gives_a_seed_level_verdict(
     _run(copy, sys.executable, "-m", "src.evidence.report", "--ref", "HEAD")
     report = (copy / "reports" / "pr_report.md").read_text()
     [row] = [line for line in report.splitlines() if line.startswith("| simple_cnn")]
-    assert "paired t over 2 seeds" in row and "| 2, 2 " in row
+    # the same model before and after: seeds 42 and 7 pair, and the test images count as noise
+    test = re.search(r"two-level t on seeds and test images \(paired over 2 seeds; [0-9.]+ df\)", row)
+    assert test and "| 2, 2 " in row
     assert re.search(
-        r"within noise \(p = [0-9.]+; 2 seeds detect changes above ±[0-9.]+ pts\)|better, p|worse, p", row
+        r"within noise \(p = [0-9.]+; 2 seeds detect (changes above ±[0-9.]+ pts|no change of accuracy at all"
+        r" at this level: add seeds)\)|better, p|worse, p",
+        row,
     )
     statistics = json.loads((copy / "reports/statistics.json").read_text())
-    assert statistics["pairs"][0]["test"] == "paired t over 2 seeds"
+    across = statistics["pairs"][0]["test"]  # two architectures: their seeds share nothing
+    assert across.startswith("two-level t on seeds and test images (seeds independent")
 
 
 def _committed_clone(repo: Path, clone: Path, models: list[str]) -> Path:

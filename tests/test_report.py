@@ -74,7 +74,7 @@ def test_several_seeds_on_both_sides_use_the_seed_level_test(reviewed: Path) -> 
         )
         _write(reviewed, model, after, seeds=(1, 2, 3), step=0.015)
     [row] = model_verdicts("HEAD")
-    assert row["test"].startswith("two-level t on seeds and test images (paired over seeds")
+    assert row["test"].startswith("two-level t on seeds and test images (paired over 3 seeds")
     assert row["verdict"].startswith("better")
     assert row["P(new > old)"] == "1.00 (9 pairs of runs)" and row["interval"].endswith("(95.0%)")
     _write(reviewed, "jumpy", 0.601, seeds=(1, 2, 3), step=0.01)  # one image more at every seed

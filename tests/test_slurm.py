@@ -155,7 +155,8 @@ def test_a_task_near_its_time_limit_is_requeued_and_resumes_to_the_same_bytes(
 ) -> None:  # type: ignore[no-untyped-def]
     """SLURM's warning signal before a time limit (sent here at once, as `--signal=B:USR1@120`
     would two minutes before it): the task requeues itself, the requeued task resumes the run
-    from its last completed epoch, and the reports are dvc repro's, byte for byte."""
+    from its last completed epoch, and the reports are dvc repro's, byte for byte, though
+    params.yaml was edited after submitting (compare runs on the submitted snapshot)."""
     repo = tiny_project.create(tmp_path / "study", tiny_tarball, ["cnn_da_dropout"], [42])
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["cnn_da_dropout"].update(epochs=4, batch_size=4)  # long enough to interrupt
@@ -168,6 +169,9 @@ def test_a_task_near_its_time_limit_is_requeued_and_resumes_to_the_same_bytes(
     assert submitted.returncode == 0, submitted.stderr
     root = _latest(repo)
     task = f"{yaml.safe_load((root / 'jobs.json').read_text())['array']}_0"
+    # an edit after submitting is not the submitted study: compare runs on the snapshot
+    params["models"]["cnn_da_dropout"]["epochs"] = 5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     backups = repo / ".dvc/tmp/train-backups/cnn_da_dropout-42"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(backups.glob("*/epoch-1")):
@@ -177,6 +181,8 @@ def test_a_task_near_its_time_limit_is_requeued_and_resumes_to_the_same_bytes(
     assert watched.returncode == 0, watched.stdout + watched.stderr
     log = (root / "logs" / "task-0.log").read_text()
     assert "resuming after epoch" in log, log
+    assert "Running stage 'train@" not in (root / "logs" / "compare.log").read_text()
+    assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["cnn_da_dropout"]["epochs"] == 5
     for report in (
         "reports/curves.csv",
         "reports/predictions/cnn_da_dropout-42.csv",

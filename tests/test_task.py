@@ -114,3 +114,11 @@ def test_paired_runs_judge_the_layout_of_their_gaps() -> None:
 def test_sides_tested_on_different_images_are_refused() -> None:
     with pytest.raises(ValueError, match="2000 and 1999 images"):
         task_t(np.ones((2, 2000), bool), np.ones((2, 1999), bool))
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_runs_without_any_noise_give_no_test_rather_than_an_error(paired: bool) -> None:
+    """Every run right on the same images (tiny test sets, short runs): nothing to judge against."""
+    same = np.tile(np.arange(40) % 3 == 0, (3, 1))
+    assert task_t(same, same, paired=paired) is None
+    assert task_t(same[:1], same) is None

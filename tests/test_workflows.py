@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.actions_runner import JobResult, Runner, Status, evaluate, runs
 from tests.conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -34,7 +35,8 @@ def test_workflows_pass_actionlint_with_shellcheck() -> None:
 def test_ci_runs_the_readme_test_command_with_full_history() -> None:
     ci = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
     steps = ci["jobs"]["test"]["steps"]
-    assert any(step.get("run") == "make test-all" for step in steps)  # make test, then the slow runs
+    # make test, then the slow runs, with the interpreter setup-python made, not the first on PATH
+    assert any(step.get("run") == "make test-all PYTHON=python" for step in steps)
     assert "make test" in (ROOT / "README.md").read_text()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
@@ -54,6 +56,28 @@ NODE24 = {
 }
 
 
+def test_ci_runs_once_per_change_current_and_least_privileged() -> None:
+    text = (WORKFLOWS / "ci.yml").read_text()
+    ci = yaml.safe_load(text)
+    triggers = ci[True]  # YAML 1.1 reads the key `on` as True
+    # a pull request's branch is tested by its pull_request run only, not by push too
+    assert triggers["push"] == {"branches": ["main"]} and "pull_request" in triggers
+    assert ci["permissions"] == {"contents": "read"}
+    group, cancel = ci["concurrency"]["group"], ci["concurrency"]["cancel-in-progress"]
+    assert "github.event.pull_request.number" in group and "pull_request" in cancel
+    _assert_current_actions(ci)
+
+
+def _assert_current_actions(workflow: dict) -> None:
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            action, _, version = step.get("uses", "@").partition("@")
+            if action:
+                assert int(version.removeprefix("v")) >= NODE24[action], (
+                    f"{action}@{version} predates Node 24"
+                )
+
+
 def test_study_workflow_is_thin_current_and_least_privileged() -> None:
     text = (WORKFLOWS / "study.yml").read_text()
     workflow = yaml.safe_load(text)
@@ -64,17 +88,62 @@ def test_study_workflow_is_thin_current_and_least_privileged() -> None:
         runs = _steps(jobs[name])
         assert f"python -m src.running.ci {name}" in runs and "make setup EXTRAS=s3 PYTHON=python" in runs
         assert "GITHUB_PATH" in runs and jobs[name]["permissions"] == {"contents": "read"}
-        assert "AWS_ACCESS_KEY_ID" in jobs[name]["env"]
+        assert "AWS_ACCESS_KEY_ID" not in jobs[name].get("env", {})  # not for setup's steps
+        [keyed] = [step for step in jobs[name]["steps"] if "AWS_ACCESS_KEY_ID" in step.get("env", {})]
+        assert f"python -m src.running.ci {name}" in keyed["run"]
     comment = jobs["comment"]
     assert comment["permissions"] == {"pull-requests": "write"} and "AWS_ACCESS_KEY_ID" not in str(comment)
     assert not any("checkout" in step.get("uses", "") for step in comment["steps"])  # no pull-request code
     assert "--edit-last --create-if-none" in _steps(comment) and "cml" not in text.lower()
+    _assert_current_actions(workflow)
     for job in jobs.values():
         for step in job["steps"]:
-            action, _, version = step.get("uses", "@").partition("@")
-            if action:
-                assert int(version.removeprefix("v")) >= NODE24[action], (
-                    f"{action}@{version} predates Node 24"
-                )
-            if action == "actions/upload-artifact":
+            if step.get("uses", "").startswith("actions/upload-artifact"):
                 assert step["with"]["overwrite"] is True  # "Re-run all jobs" uploads again
+
+
+def _study_runner(tmp_path: Path, event: str = "pull_request") -> Runner:
+    github = {"event_name": event, "repository": "team/cifar10", "run_id": 1, "event_path": "", "sha": ""}
+    return Runner(WORKFLOWS / "study.yml", tmp_path, tmp_path / "runner", Path(sys.executable).parent, github)
+
+
+PLANNED = JobResult("success", {"enabled": "true", "stages": '["train@mlp_l2-42"]'})
+
+
+def test_expressions_follow_githubs_operators_and_status_functions() -> None:
+    contexts = {"needs": {"plan": {"result": "success", "outputs": {"enabled": "true"}}}}
+    assert evaluate("!cancelled() && needs.plan.outputs.enabled == 'true'", contexts) is True
+    assert evaluate("needs.plan.result != 'skipped' && !(1 == 2)", contexts) is True
+    assert evaluate("!cancelled()", contexts, Status(cancelled=True)) is False
+    assert evaluate("success() || failure()", contexts, Status(succeeded=False, failed=True)) is True
+    assert (
+        runs("needs.plan.outputs.enabled == 'true'", contexts, Status(succeeded=False)) is False
+    )  # implicit success()
+    assert runs("${{ always() }}", contexts, Status(succeeded=False, cancelled=True)) is True
+
+
+def test_a_cancelled_run_starts_no_report_and_posts_nothing(tmp_path: Path) -> None:
+    """A newer push cancels the run (the concurrency group): study.yml's own `if:`s then skip
+    the report and the comment, as GitHub evaluates them (`always()` would have run both)."""
+    runner = _study_runner(tmp_path)
+    runner.cancelled = True
+    cancelled_leg = JobResult("cancelled")
+    assert runner.run_job("report", {"plan": PLANNED, "train": cancelled_leg}).result == "skipped"
+    assert runner.run_job("comment", {"report": JobResult("skipped")}).result == "skipped"
+    assert runner.runs == 0  # no job started
+
+
+def test_failed_legs_still_get_a_report_and_a_comment_but_a_skipped_report_no_comment(tmp_path: Path) -> None:
+    runner = _study_runner(tmp_path)
+    report, comment = runner.workflow["jobs"]["report"], runner.workflow["jobs"]["comment"]
+    needs = {
+        "needs": {"plan": {"result": "success", "outputs": PLANNED.outputs}, "train": {"result": "failure"}}
+    }
+    assert runs(report["if"], needs, Status(succeeded=False, failed=True))
+    github = {"github": {"event_name": "pull_request"}}
+    failed_report = {**github, "needs": {"report": {"result": "failure"}}}
+    assert runs(comment["if"], failed_report, Status(succeeded=False, failed=True))
+    skipped_report = {**github, "needs": {"report": {"result": "skipped"}}}
+    assert not runs(comment["if"], skipped_report, Status(succeeded=False))
+    push = {"github": {"event_name": "workflow_dispatch"}, "needs": {"report": {"result": "success"}}}
+    assert not runs(comment["if"], push, Status())  # no pull request to comment on

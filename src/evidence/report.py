@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from src.evidence import verdicts
+from src.evidence import mermaid, verdicts
 from src.evidence.stats import format_p
 from src.evidence.tables import markdown_table, probability
 from src.ground import commands, dvc_command, git
@@ -23,6 +23,7 @@ from src.ground.cli import StageError, run_stage
 from src.ground.files import write_text
 from src.ground.paths import (
     COMPARISON_CSV,
+    CURVES,
     FIGURES,
     METRICS_DIR,
     PR_REPORT,
@@ -178,7 +179,27 @@ def _check_ref(ref: str) -> None:
     raise StageError(f"no commit named {ref!r} in this repository: {hint}")
 
 
-def build_report(ref: str) -> str:
+def _figures(ref: str, figures_at: str | None) -> list[str]:
+    """The changed figures: embedded beside the report locally; on a pull-request page, where
+    relative images resolve to nothing, named with the link to where they are (`figures_at`)."""
+    figures = changed_figures(ref)
+    if not figures:
+        return ["_No figure changed._"]
+    if figures_at:
+        names = ", ".join(f"`{path.relative_to(REPORT.parent)}`" for path in sorted(figures))
+        return [f"{names}: in {figures_at}"]
+    return [f"### {path.stem}\n\n![{path.stem}]({path.relative_to(REPORT.parent)})" for path in figures]
+
+
+def _charts() -> list[str]:
+    """This branch's scores and curves as Mermaid charts, which GitHub draws in the comment."""
+    if not COMPARISON_CSV.exists():
+        return []
+    charts = ["## Charts", mermaid.scores_chart(pd.read_csv(COMPARISON_CSV))]
+    return charts + ([mermaid.curves_chart(pd.read_csv(CURVES))] if CURVES.exists() else [])
+
+
+def build_report(ref: str, figures_at: str | None = None) -> str:
     _check_ref(ref)
     # the four scores per model only: timings vary run to run and data facts are not scores
     metrics = dvc_command.run(
@@ -200,15 +221,7 @@ def build_report(ref: str) -> str:
     ]
     if comparison.exists():
         sections += ["## Comparison in this branch", markdown_table(pd.read_csv(comparison))]
-    figures = changed_figures(ref)
-    sections.append("## Changed figures")
-    if figures:
-        # paths relative to the report, so the images show beside it and CML uploads them
-        sections += [
-            f"### {path.stem}\n\n![{path.stem}]({path.relative_to(REPORT.parent)})" for path in figures
-        ]
-    else:
-        sections.append("_No figure changed._")
+    sections += [*_charts(), "## Changed figures", *_figures(ref, figures_at)]
     return "\n\n".join(sections) + "\n"
 
 

@@ -55,9 +55,13 @@ def _seed_terms(side: Layout) -> list[tuple[float, float]]:
 
 
 def _satterthwaite(terms: list[tuple[float, float]]) -> tuple[float, float]:
+    """The variance and its degrees of freedom; (0, nan) where the runs show no noise at all
+    (every run right on the same images), which `task_t` answers with no test."""
     variance = sum(term for term, _ in terms)
-    df = variance**2 / sum(term**2 / df for term, df in terms if df > 0 and term != 0)
-    return variance, float(df)
+    weight = sum(term**2 / df for term, df in terms if df > 0 and term != 0)
+    if not variance > 0 or weight == 0:
+        return 0.0, float("nan")
+    return variance, float(variance**2 / weight)
 
 
 def task_t(after: np.ndarray, before: np.ndarray, paired: bool = False) -> TTest | None:

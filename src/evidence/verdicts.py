@@ -102,7 +102,9 @@ class Judgement:
         else:
             runs = f"{n_after} against {n_before} seeds detect"
         size = self.detectable
-        return f"within noise ({shown}; {runs} changes above ±{100 * (size or 0):.1f} pts)"
+        if size is None or size >= 1:  # beyond any possible change of accuracy: say so, not "±514 pts"
+            return f"within noise ({shown}; {runs} no change of accuracy at all at this level: add seeds)"
+        return f"within noise ({shown}; {runs} changes above ±{100 * size:.1f} pts)"
 
 
 def _accuracies(runs: dict[int, np.ndarray]) -> dict[int, float]:
@@ -143,7 +145,7 @@ def judge(
     floor = image_noise(a, b)
     if task is None:
         return replace(fixed, t=None, p=None, noise_floor=floor, images_p=fixed.p)
-    what = "paired over seeds" if paired and len(shared) >= 2 else "seeds independent"
+    what = f"paired over {len(shared)} seeds" if paired and len(shared) >= 2 else "seeds independent"
     test = f"two-level t on seeds and test images ({what}; {task.df:.1f} df)"
     return replace(fixed, test=test, difference=task.difference, t=task, p=task.p, no_spread=False,
                    images_p=fixed.p, noise_floor=floor)  # fmt: skip

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from src.ground.cli import StageError
 
@@ -51,12 +52,14 @@ def stream(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    echo: TextIO | None = None,
 ) -> tuple[int, str]:
-    """Run a command with stdout and stderr as one, shown as it goes (or written to `log`);
-    the exit status and the output."""
+    """Run a command with stdout and stderr as one, shown as it goes on `echo` (default stdout)
+    or written to `log`; the exit status and the output."""
     _require(args[0], env)
     lines = []
     sink = log.open("w") if log is not None else None
+    shown = sink or echo or sys.stdout
     try:
         with subprocess.Popen(
             list(args),
@@ -69,8 +72,8 @@ def stream(
         ) as process:
             assert process.stdout is not None
             for line in process.stdout:
-                (sink or sys.stdout).write(line)
-                (sink or sys.stdout).flush()
+                shown.write(line)
+                shown.flush()
                 lines.append(line)
     finally:
         if sink is not None:

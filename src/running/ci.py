@@ -19,6 +19,7 @@ from src.running import remote, workspaces
 from src.running.plan import training_stages
 
 MATRIX_LIMIT = 256  # GitHub's most jobs in one matrix
+S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def _output(**values: str) -> None:
@@ -75,6 +76,12 @@ def plan() -> None:
     if url is None:
         _notice("no shared DVC remote (dvc remote add -d team s3://...): the study fan-out is skipped")
         return _output(enabled="false", stages="[]")
+    missing = [name for name in S3_SECRETS if not os.environ.get(name)]
+    if os.environ.get("GITHUB_ACTIONS") and url.startswith("s3://") and missing:
+        # GitHub hands empty secrets to Dependabot's pull requests and to forks' runs
+        _notice(f"the secrets {' and '.join(missing)} are empty here (Dependabot and forks get none): "
+                "the study fan-out is skipped")  # fmt: skip
+        return _output(enabled="false", stages="[]")
     remote.run(["repro", "--pull", "prepare"])
     remote.run(["push", "--run-cache"])
     stages = training_stages()
@@ -95,14 +102,38 @@ def train(stage: str, out: Path) -> None:
     workspaces.write_entries(out / f"{workspaces.folder_name(stage)}.yaml", {stage: entry})
 
 
+def run_url() -> str | None:
+    """This workflow run's page (its logs and artifacts), on a runner."""
+    run = os.environ.get("GITHUB_RUN_ID")
+    url = f"{os.environ.get('GITHUB_SERVER_URL', '')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
+    return f"{url}/actions/runs/{run}" if run else None
+
+
 def report(stages: list[str], entries: Path, ref: str | None) -> None:
+    """`_report`, and where it fails, a report that says so, which step and where the logs
+    are, so the pull request gets a comment that explains instead of none."""
+    try:
+        _report(stages, entries, ref)
+    except Exception as error:
+        if not PR_REPORT.exists():
+            logs = f" The logs: {run_url()}." if run_url() else ""
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            text = f"# Results\n\nThe study's report step failed, so nothing was compared: {first}{logs}\n"
+            write_text(PR_REPORT, text)
+            _summary(text)
+        raise
+
+
+def _report(stages: list[str], entries: Path, ref: str | None) -> None:
     """Merge the legs' entries, restore every stage, run compare (training nothing), and write the
     report; legs that handed on nothing are named first."""
+    PR_REPORT.unlink(missing_ok=True)  # a report left from an earlier run is not this run's
     handed = workspaces.read_entries(sorted(entries.glob("*.yaml")) if entries.is_dir() else [])
     missing = [stage for stage in stages if stage not in handed]
     if missing:
         text = "# Results\n\nThese training legs failed or were cancelled, so nothing was compared:\n\n"
         text += "\n".join(f"- `{stage}`" for stage in missing) + "\n"
+        text += f"\nEach leg's log: {run_url()}\n" if run_url() else ""
         write_text(PR_REPORT, text)
         _summary(text)
         raise StageError(f"{len(missing)} training leg(s) handed on nothing: {', '.join(missing)}")
@@ -115,11 +146,11 @@ def report(stages: list[str], entries: Path, ref: str | None) -> None:
     if ref:
         from src.evidence.report import build_report
 
-        text = build_report(ref)
-        run = os.environ.get("GITHUB_RUN_ID")
-        if run:  # figures: in the run's artifact, not on a third-party host
-            url = f"{os.environ.get('GITHUB_SERVER_URL', '')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
-            text += f"\nFigures and this report: the `study-report` artifact of {url}/actions/runs/{run}\n"
+        # figures: in the run's artifact, not on a third-party host
+        artifact = f"the `study-report` artifact of [this run]({run_url()})" if run_url() else None
+        text = build_report(ref, figures_at=artifact)
+        if artifact:
+            text += f"\nFigures and this report: {artifact}\n"
         write_text(PR_REPORT, text)
         _summary(text)
 

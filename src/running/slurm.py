@@ -180,11 +180,13 @@ def task(root: Path, index: int) -> int:
 
 
 def finish(root: Path) -> None:
-    """The compare job: merge the tasks' dvc.lock entries here, then `dvc repro` (only compare runs)."""
+    """The compare job: `dvc repro` on the submitted snapshot with the tasks' dvc.lock entries
+    (only compare runs), its results then merged into this workspace."""
     status = 1
     try:
-        workspaces.merge(workspaces.read_entries(sorted((root / "entries").glob("*.yaml"))))
-        output = dvc_command.stream_checked("repro")
+        jobs = json.loads((root / SLURM_JOBS).read_text())
+        entries = workspaces.read_entries(sorted((root / "entries").glob("*.yaml")))
+        output = workspaces.compare(jobs["commit"], entries, root)
         trained = [stage for stage in dvc_command.stages_run(output) if stage.startswith("train@")]
         if trained:
             print(

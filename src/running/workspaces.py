@@ -80,6 +80,37 @@ def train(
     return 0, entry
 
 
+def compare(commit: str, entries: dict[str, Any], root: Path = STUDY_DIR) -> str:
+    """`dvc repro` in a fresh workspace of `commit` (the submitted snapshot: params or code
+    edited here since do not enter it) with the tasks' dvc.lock `entries`, so only compare
+    runs; then every stage's entry and outputs into this workspace. DVC's output."""
+    path = create("compare", commit, root)
+    merge(entries, path / LOCK_FILE)
+    status, output = dvc_command.stream("repro", cwd=path)
+    if status != 0:
+        raise StageError(f"`dvc repro` failed in {path} (exit status {status}; its output is above)")
+    done = dvc_command.lock_entries(path / LOCK_FILE)
+    for entry in done.values():
+        for out in entry.get("outs") or []:
+            _replace(path / out["path"], Path(out["path"]))
+    merge(done)
+    remove(path)
+    return output
+
+
+def _replace(source: Path, target: Path) -> None:
+    """`target` made a copy of `source` (a file or a folder), as `dvc checkout` would."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
 def _copy_timing(stage: str, path: Path) -> None:
     """The run's timing (git-tracked, outside DVC's outputs) back into this workspace."""
     run = split_run_name(stage.removeprefix("train@"))
