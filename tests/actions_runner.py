@@ -27,6 +27,36 @@ from typing import Any
 import yaml
 
 STATUS_FUNCTIONS = ("always()", "success()", "failure()", "cancelled()")
+# `gh pr comment`'s flags (gh's manual, 2.x): the stand-in refuses any other, as gh does
+GH_STAND_IN = """#!{python}
+import shutil, sys
+from pathlib import Path
+args = sys.argv[1:]
+takes_value = {{"-b", "--body", "-F", "--body-file", "-R", "--repo"}}
+switches = {{"--create-if-none", "--delete-last", "--edit-last", "-e", "--editor", "-w", "--web", "--yes"}}
+if args[:2] != ["pr", "comment"]:
+    sys.exit(f"gh stand-in: only `gh pr comment` is expected, got {{args}}")
+rest, positional, index = args[2:], [], 0
+while index < len(rest):
+    arg = rest[index]
+    name = arg.split("=", 1)[0]
+    if name in takes_value:
+        index += 1 if "=" in arg else 2
+    elif arg in switches:
+        index += 1
+    elif arg.startswith("-"):
+        sys.exit(f"unknown flag: {{arg}}")
+    else:
+        positional.append(arg)
+        index += 1
+if len(positional) > 1:
+    sys.exit(f"accepts at most 1 arg(s), received {{len(positional)}}")
+posted = Path("{posted}")
+posted.mkdir(parents=True, exist_ok=True)
+(posted / "args").write_text("\\n".join(args) + "\\n")
+if "--body-file" in args:
+    shutil.copy(args[args.index("--body-file") + 1], posted / "body.md")
+"""
 
 
 @dataclass
@@ -128,10 +158,7 @@ class Runner:
         for name in ("python", "python3", "python3.11"):
             (self.tools / name).unlink(missing_ok=True)
             (self.tools / name).symlink_to(Path(sys.base_prefix) / "bin" / "python3")
-        (self.preinstalled / "gh").write_text(
-            f'#!/bin/bash\nmkdir -p {self.posted}\nprintf "%s\\n" "$@" > {self.posted}/args\n'
-            f'while [ $# -gt 0 ]; do [ "$1" = --body-file ] && cp "$2" {self.posted}/body.md; shift; done\n'
-        )
+        (self.preinstalled / "gh").write_text(GH_STAND_IN.format(posted=self.posted, python=sys.executable))
         (self.preinstalled / "gh").chmod(0o755)
         self.runs = 0
         self.cancelled = False  # set when the run is cancelled (a newer push to the pull request)
@@ -166,6 +193,8 @@ class Runner:
             raise RuntimeError(f"no files found for artifact {spec['name']}")
 
     def _download(self, folder: Path, spec: dict[str, Any]) -> None:
+        if "name" in spec and not (self.artifacts / spec["name"]).is_dir():
+            raise RuntimeError(f"Unable to download artifact(s): Artifact not found for name: {spec['name']}")
         pattern = re.compile(
             "^" + re.escape(spec.get("pattern", spec.get("name", ""))).replace(r"\*", ".*") + "$"
         )
@@ -278,7 +307,7 @@ class Runner:
                         )
             except (RuntimeError, subprocess.CalledProcessError) as err:
                 log.append(f"FAILED: {err}")
-                result = "failure"
+                result = "success" if step.get("continue-on-error") else "failure"
             if "id" in step:
                 contexts["steps"][step["id"]] = {"outputs": _read_pairs(env_files["GITHUB_OUTPUT"])}
             env.update(_read_pairs(env_files["GITHUB_ENV"]))

@@ -147,3 +147,30 @@ def test_failed_legs_still_get_a_report_and_a_comment_but_a_skipped_report_no_co
     assert not runs(comment["if"], skipped_report, Status(succeeded=False))
     push = {"github": {"event_name": "workflow_dispatch"}, "needs": {"report": {"result": "success"}}}
     assert not runs(comment["if"], push, Status())  # no pull request to comment on
+
+
+def test_a_report_job_that_died_before_its_upload_still_gets_a_comment_with_the_logs(tmp_path: Path) -> None:
+    """No study-report artifact (the report job failed in its setup, say): the comment job posts
+    why, with the link to the run, through `gh pr comment` flags gh accepts."""
+    runner = _study_runner(tmp_path)
+    runner.github.update(server_url="https://github.com", run_id=9, event={"pull_request": {"number": 7}})
+    comment = runner.run_job("comment", {"report": JobResult("failure")})
+    assert comment.result == "success", comment.log
+    body = (runner.posted / "body.md").read_text()
+    assert (
+        "failed before it wrote a report" in body and "https://github.com/team/cifar10/actions/runs/9" in body
+    )
+    args = (runner.posted / "args").read_text().split()
+    assert args[:3] == ["pr", "comment", "7"] and "--edit-last" in args
+
+
+def test_the_gh_stand_in_refuses_what_gh_pr_comment_refuses(tmp_path: Path) -> None:
+    runner = _study_runner(tmp_path)
+    gh = str(runner.preinstalled / "gh")
+    for wrong in (
+        ["pr", "comment", "7", "--body-fil", "x"],
+        ["pr", "comment", "7", "8"],
+        ["pr", "view", "7"],
+    ):
+        assert subprocess.run([gh, *wrong], capture_output=True).returncode != 0, wrong
+    assert subprocess.run([gh, "pr", "comment", "7", "--edit-last", "--body", "hi"]).returncode == 0
