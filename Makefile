@@ -16,7 +16,7 @@ SCHEDULER ?= local
 SBATCH_ARGS ?=
 ARRAY_LIMIT ?=
 
-.PHONY: setup setup-gpu repro study test test-slow test-all lint format report bench
+.PHONY: setup setup-gpu repro study test test-slow test-bench test-all lint format report bench
 
 setup: $(STAMP)  ## create .venv from the pinned dependencies (does nothing when up to date)
 
@@ -39,9 +39,12 @@ test: setup lint  ## lint, then the test suite without the slow end-to-end runs 
 	pytest -m "not slow"
 
 test-slow: setup  ## the slow end-to-end runs: DVC pipelines, SLURM, interrupted training, every model's bytes
-	pytest -m slow
+	pytest -m "slow and not bench"
 
-test-all: test test-slow  ## everything, as CI runs it
+test-bench: setup  ## the benchmark tools' own end-to-end runs (they train, like the slow tests)
+	pytest -m bench
+
+test-all: test test-slow test-bench  ## everything, as GitHub's CI runs it
 
 lint: setup  ## ruff (style, imports) and mypy (types), as CI runs them
 	ruff check .

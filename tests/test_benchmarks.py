@@ -14,6 +14,7 @@ pytest.importorskip("tensorflow")
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_train_speed_prints_one_json_line_per_model_with_levers() -> None:
     result = subprocess.run(
         [
@@ -95,6 +96,7 @@ def test_train_speed_rejects_unknown_models() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_accuracy_scores_the_study_style_run_beside_the_train_stage(in_prepared_project) -> None:
     """Trains simple_cnn the study's way on the tiny prepared data and compares with the stage's scores."""
     from src.ground.params import load_params
@@ -134,6 +136,7 @@ def test_accuracy_scores_the_study_style_run_beside_the_train_stage(in_prepared_
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_accuracy_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_project) -> None:
     """The pipeline run that --seeds adds for other seeds is the train stage's training: at the
     stage's seed it reproduces the stage's test scores exactly."""
@@ -153,6 +156,7 @@ def test_accuracy_trains_the_pipelines_way_as_the_train_stage_does(in_prepared_p
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_accuracy_over_seeds_pairs_each_seed_with_a_pipeline_run(in_prepared_project) -> None:
     """--seeds trains both ways once per seed (no train stage has run here) and sums them up;
     --onednn switches the study's way to TensorFlow's oneDNN kernels."""
@@ -188,6 +192,7 @@ def test_accuracy_needs_prepared_data(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_project) -> None:
     """With --pipeline-order, the study's way draws the stage's weights, batch order and Dropout
     masks: only the arithmetic differs, so the first epoch's training loss agrees to rounding."""
@@ -209,6 +214,7 @@ def test_accuracy_in_pipeline_order_sees_the_train_stages_batches(in_prepared_pr
 
 
 @pytest.mark.slow
+@pytest.mark.bench  # the benchmark tools' own runs: make test-bench
 def test_verdicts_benchmark_trains_seeds_and_splits_and_tallies_the_report_verdicts(
     tmp_path, tiny_tarball, params_dict
 ) -> None:
