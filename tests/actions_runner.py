@@ -1,5 +1,9 @@
 """A small stand-in for a GitHub Actions runner: runs a workflow's jobs from the workflow file.
 
+The jobs run in an order their `needs` allow, a matrix job once per combination of its matrix
+(expressions over `needs` outputs evaluated), each job's and step's `if:` as GitHub evaluates
+it, and a run can be cancelled after any job.
+
 Each job gets a fresh clone (what `actions/checkout` does), a PATH without the project's
 environment but with a Python first on it (`actions/setup-python`), and its `run:` steps run in
 order as the runner runs them (`bash --noprofile --norc -eo pipefail`), with $GITHUB_OUTPUT,
@@ -214,7 +218,9 @@ class Runner:
         matrix: dict[str, Any] | None = None,
         index: int = 0,
         leg_env: dict[str, str] | None = None,
+        dry: bool = False,
     ) -> JobResult:
+        """One job (one matrix leg); `dry`: only whether it would run ("skipped" if not)."""
         job = self.workflow["jobs"][name]
         contexts: dict[str, Any] = {
             "github": self.github,
@@ -234,8 +240,11 @@ class Runner:
         )
         if not runs(str(job.get("if", "")), contexts, status):
             return JobResult("skipped")
+        if dry:
+            return JobResult("success")
         self.runs += 1
         folder = self.work / f"{name}-{self.runs}"
+        folder.mkdir(parents=True)  # $GITHUB_WORKSPACE exists before any step, checkout or not
         env_files = {
             key: self.work / f"{name}-{self.runs}.{key.lower()}"
             for key in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
@@ -319,26 +328,79 @@ class Runner:
         }
         return JobResult(result, outputs, "\n".join(log))
 
-    def run_workflow(self, leg_env: dict[int, dict[str, str]] | None = None) -> dict[str, Any]:
-        """plan, every train leg, report, comment, in the order of their `needs`."""
-        results: dict[str, Any] = {"plan": self.run_job("plan", {})}
-        stages = json.loads(results["plan"].outputs.get("stages") or "[]")
-        legs = [
-            self.run_job(
-                "train", {"plan": results["plan"]}, {"stage": stage}, index, (leg_env or {}).get(index)
-            )
-            for index, stage in enumerate(stages)
-        ]
-        if not stages:
-            legs = [self.run_job("train", {"plan": results["plan"]})]
-        train = JobResult(
-            "failure"
-            if any(leg.result == "failure" for leg in legs)
-            else "skipped"
-            if all(leg.result == "skipped" for leg in legs)
-            else "success"
-        )
-        results["legs"] = legs
-        results["report"] = self.run_job("report", {"plan": results["plan"], "train": train})
-        results["comment"] = self.run_job("comment", {"report": results["report"]})
+    def _contexts(self, needs: dict[str, JobResult]) -> dict[str, Any]:
+        return {
+            "github": self.github,
+            "secrets": self.secrets,
+            "vars": self.vars,
+            "needs": {
+                need: {"result": result.result, "outputs": result.outputs} for need, result in needs.items()
+            },
+        }
+
+    def _order(self) -> list[str]:
+        """The workflow's jobs in an order their `needs` allow (GitHub's graph, run one at a time)."""
+        jobs, done = self.workflow["jobs"], list[str]()
+        while len(done) < len(jobs):
+            ready = [n for n, job in jobs.items() if n not in done and set(_needs(job)) <= set(done)]
+            if not ready:
+                raise RuntimeError(f"the jobs' needs form a cycle: {sorted(set(jobs) - set(done))}")
+            done.append(ready[0])
+        return done
+
+    def _matrix(self, name: str, needs: dict[str, JobResult]) -> list[dict[str, Any]] | None:
+        """The job's matrix combinations (values may be expressions over `needs`); None without one."""
+        spec = (self.workflow["jobs"][name].get("strategy") or {}).get("matrix")
+        if spec is None:
+            return None
+        axes: dict[str, list[Any]] = {}
+        for key, value in spec.items():
+            text = str(value).strip()
+            if text.startswith("${{") and text.endswith("}}"):
+                value = evaluate(text[3:-2].strip(), self._contexts(needs))
+            axes[key] = list(value)
+        combinations: list[dict[str, Any]] = [{}]
+        for key, values in axes.items():
+            combinations = [{**done, key: value} for done in combinations for value in values]
+        return combinations if all(axes.values()) else []
+
+    def run_workflow(
+        self, leg_env: dict[int, dict[str, str]] | None = None, cancel_after: str | None = None
+    ) -> dict[str, Any]:
+        """Every job of the workflow, in the order of its `needs`; a matrix job once per
+        combination (its result: failure if any leg failed, skipped if all were). `cancel_after`
+        cancels the run once that job ends, as a newer push does. Results by job name; the
+        matrix job's legs under "legs"."""
+        results: dict[str, Any] = {"legs": []}
+        for name in self._order():
+            needs = {need: results[need] for need in _needs(self.workflow["jobs"][name])}
+            combinations = self._matrix(name, needs)
+            if combinations is None:
+                results[name] = self.run_job(name, needs)
+            else:
+                legs = [
+                    self.run_job(name, needs, combination, index, (leg_env or {}).get(index))
+                    for index, combination in enumerate(combinations)
+                ] or [self._empty_matrix(name, needs)]
+                results["legs"] = legs
+                results[name] = JobResult(
+                    "failure"
+                    if any(leg.result == "failure" for leg in legs)
+                    else "skipped"
+                    if all(leg.result == "skipped" for leg in legs)
+                    else "success"
+                )
+            if name == cancel_after:
+                self.cancelled = True
         return results
+
+    def _empty_matrix(self, name: str, needs: dict[str, JobResult]) -> JobResult:
+        """A job whose matrix came out empty: skipped where its `if:` is false, else failed, as
+        GitHub fails it ("Matrix vector ... does not contain any values")."""
+        skipped = self.run_job(name, needs, dry=True)
+        return skipped if skipped.result == "skipped" else JobResult("failure", log="empty matrix")
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)

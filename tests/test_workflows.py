@@ -174,3 +174,68 @@ def test_the_gh_stand_in_refuses_what_gh_pr_comment_refuses(tmp_path: Path) -> N
     ):
         assert subprocess.run([gh, *wrong], capture_output=True).returncode != 0, wrong
     assert subprocess.run([gh, "pr", "comment", "7", "--edit-last", "--body", "hi"]).returncode == 0
+
+
+GRAPH = """
+on: pull_request
+jobs:
+  report:
+    needs: [plan, train]
+    if: ${{ !cancelled() && needs.plan.outputs.enabled == 'true' }}
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo "train was ${{ needs.train.result }}"
+  plan:
+    runs-on: ubuntu-24.04
+    outputs:
+      enabled: ${{ steps.plan.outputs.enabled }}
+      items: ${{ steps.plan.outputs.items }}
+    steps:
+      - id: plan
+        run: printf 'enabled=true\\nitems=["a", "b", "c"]\\n' >> "$GITHUB_OUTPUT"
+  train:
+    needs: plan
+    if: needs.plan.outputs.enabled == 'true'
+    runs-on: ubuntu-24.04
+    strategy:
+      matrix:
+        item: ${{ fromJSON(needs.plan.outputs.items) }}
+    steps:
+      - run: test "${{ matrix.item }}" != "${BROKEN:-none}"
+  comment:
+    needs: report
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo posted
+"""
+
+
+def _graph_runner(tmp_path: Path) -> Runner:
+    tmp_path.mkdir(parents=True)
+    workflow = tmp_path / "graph.yml"
+    workflow.write_text(GRAPH)
+    github = {
+        "event_name": "pull_request",
+        "repository": "team/cifar10",
+        "run_id": 1,
+        "event_path": "",
+        "sha": "",
+    }
+    return Runner(workflow, tmp_path, tmp_path / "runner", Path(sys.executable).parent, github)
+
+
+def test_the_stand_in_runs_the_jobs_the_workflow_declares_in_the_order_of_their_needs(tmp_path: Path) -> None:
+    """The job graph, the matrix from a job's outputs and the `if:`s come from the file itself
+    (jobs listed out of order here), not from the stand-in's own picture of study.yml."""
+    done = _graph_runner(tmp_path / "ok").run_workflow()
+    assert [leg.result for leg in done["legs"]] == ["success"] * 3 and done["train"].result == "success"
+    assert done["report"].result == "success" and "train was success" in done["report"].log
+    assert done["comment"].result == "success"
+
+    failed = _graph_runner(tmp_path / "leg").run_workflow(leg_env={1: {"BROKEN": "b"}})
+    assert [leg.result for leg in failed["legs"]] == ["success", "failure", "success"]
+    assert failed["report"].result == "success" and "train was failure" in failed["report"].log
+    assert failed["comment"].result == "success"  # report succeeded
+
+    cancelled = _graph_runner(tmp_path / "cancel").run_workflow(cancel_after="plan")
+    assert [cancelled[job].result for job in ("train", "report", "comment")] == ["skipped"] * 3
