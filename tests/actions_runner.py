@@ -6,7 +6,7 @@ it, and a run can be cancelled after any job.
 
 Each job gets a fresh clone (what `actions/checkout` does), a PATH without the project's
 environment but with a Python first on it (`actions/setup-python`), and its `run:` steps run in
-order as the runner runs them (`bash --noprofile --norc -eo pipefail`), with $GITHUB_OUTPUT,
+order with the shell GitHub picks for each (`shell_command`), with $GITHUB_OUTPUT,
 $GITHUB_ENV, $GITHUB_PATH and $GITHUB_STEP_SUMMARY honoured between steps. `${{ }}` expressions
 cover GitHub's operators (`!`, `==`, `!=`, `&&`, `||`), contexts, `fromJSON` and the status
 functions (`success()`, `failure()`, `cancelled()`, `always()`); an `if:` without a status
@@ -303,7 +303,7 @@ class Runner:
                     script = self.work / "step.sh"
                     script.write_text(substitute(step["run"], contexts))
                     done = subprocess.run(
-                        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                        shell_command(self._shell(job, step), script),
                         cwd=folder,
                         env=step_env,
                         capture_output=True,
@@ -327,6 +327,17 @@ class Runner:
             key: str(substitute(str(value), contexts)) for key, value in job.get("outputs", {}).items()
         }
         return JobResult(result, outputs, "\n".join(log))
+
+    def _shell(self, job: dict[str, Any], step: dict[str, Any]) -> str | None:
+        """The step's `shell:`, else the job's or the workflow's `defaults.run.shell`."""
+        for source in (
+            step,
+            (job.get("defaults") or {}).get("run") or {},
+            (self.workflow.get("defaults") or {}).get("run") or {},
+        ):
+            if "shell" in source:
+                return str(source["shell"])
+        return None
 
     def _contexts(self, needs: dict[str, JobResult]) -> dict[str, Any]:
         return {
@@ -399,6 +410,19 @@ class Runner:
         GitHub fails it ("Matrix vector ... does not contain any values")."""
         skipped = self.run_job(name, needs, dry=True)
         return skipped if skipped.result == "skipped" else JobResult("failure", log="empty matrix")
+
+
+def shell_command(shell: str | None, script: Path) -> list[str]:
+    """How a Linux runner runs a `run:` script: no `shell:` is `bash -e {0}` (no pipefail);
+    `shell: bash` adds --noprofile --norc and pipefail; sh and python as GitHub documents them;
+    any other is a template with {0}."""
+    known = {
+        None: "bash -e {0}",
+        "bash": "bash --noprofile --norc -eo pipefail {0}",
+        "sh": "sh -e {0}",
+        "python": "python {0}",
+    }
+    return known.get(shell, shell or "").replace("{0}", str(script)).split()
 
 
 def _needs(job: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.actions_runner import JobResult, Runner, Status, evaluate, runs
+from tests.actions_runner import JobResult, Runner, Status, evaluate, runs, substitute
 from tests.conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -239,3 +239,41 @@ def test_the_stand_in_runs_the_jobs_the_workflow_declares_in_the_order_of_their_
 
     cancelled = _graph_runner(tmp_path / "cancel").run_workflow(cancel_after="plan")
     assert [cancelled[job].result for job in ("train", "report", "comment")] == ["skipped"] * 3
+
+
+def test_steps_run_in_the_shell_github_picks_for_them(tmp_path: Path) -> None:
+    """No `shell:` is `bash -e` without pipefail: a failing command inside a pipe passes there,
+    and fails under `shell: bash`."""
+    tmp_path.mkdir(exist_ok=True)
+    workflow = tmp_path / "shells.yml"
+    workflow.write_text(
+        "on: push\njobs:\n"
+        "  plain:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: false | cat\n"
+        "  strict:\n    runs-on: ubuntu-24.04\n    steps:\n      - shell: bash\n        run: false | cat\n"
+    )
+    runner = Runner(
+        workflow,
+        tmp_path,
+        tmp_path / "runner",
+        Path(sys.executable).parent,
+        {"event_name": "push", "repository": "t/t", "run_id": 1, "event_path": ""},
+    )
+    results = runner.run_workflow()
+    assert results["plain"].result == "success" and results["strict"].result == "failure"
+
+
+@pytest.mark.parametrize("name", ["study.yml", "ci.yml"])
+def test_a_second_push_to_a_pull_request_supersedes_the_first(name: str) -> None:
+    """Two pushes to one pull request fall in one concurrency group, which cancels the run in
+    progress (then, as above, no report and no comment); another pull request's run is apart."""
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    group, cancel = workflow["concurrency"]["group"], str(workflow["concurrency"]["cancel-in-progress"])
+
+    def pushed(number: int, sha: str) -> dict:
+        pull = {"number": number}
+        return {"github": {"event_name": "pull_request", "ref": f"refs/pull/{number}/merge", "sha": sha,
+                           "event": {"pull_request": pull}}}  # fmt: skip
+
+    first, second, other = pushed(7, "a1"), pushed(7, "b2"), pushed(8, "c3")
+    assert substitute(group, first) == substitute(group, second) != substitute(group, other)
+    assert substitute(cancel, second) in ("True", "true")
