@@ -268,10 +268,13 @@ class Runner:
         env.update(leg_env or {})
         extra_path: list[str] = []
         log, result = [], "success"
-        for step in job["steps"]:
+        for number, step in enumerate(job["steps"]):
             step_status = Status(result == "success", result == "failure", self.cancelled)
             if not runs(str(step.get("if", "")), contexts, step_status):
                 continue
+            # each step writes its outputs to a file of its own, as on GitHub
+            env_files["GITHUB_OUTPUT"] = self.work / f"{name}-{self.runs}.step{number}.github_output"
+            env["GITHUB_OUTPUT"] = str(env_files["GITHUB_OUTPUT"])
             uses = step.get("uses", "")
             try:
                 if uses.startswith("actions/checkout"):

@@ -89,8 +89,13 @@ def test_study_workflow_is_thin_current_and_least_privileged() -> None:
         assert f"python -m src.running.ci {name}" in runs and "make setup EXTRAS=s3 PYTHON=python" in runs
         assert "GITHUB_PATH" in runs and jobs[name]["permissions"] == {"contents": "read"}
         assert "AWS_ACCESS_KEY_ID" not in jobs[name].get("env", {})  # not for setup's steps
-        [keyed] = [step for step in jobs[name]["steps"] if "AWS_ACCESS_KEY_ID" in step.get("env", {})]
-        assert f"python -m src.running.ci {name}" in keyed["run"]
+        keyed = [step["run"] for step in jobs[name]["steps"] if "AWS_ACCESS_KEY_ID" in step.get("env", {})]
+        assert any(f"python -m src.running.ci {name}" in run for run in keyed)
+        assert all(run.startswith("python -m src.running.ci") for run in keyed)
+    # the plan decides with the standard library before it installs anything
+    gate, *later = [step for step in jobs["plan"]["steps"] if "run" in step]
+    assert gate["run"] == "python -m src.running.ci_gate" and gate["id"] == "gate"
+    assert all(step["if"] == "steps.gate.outputs.go == 'true'" for step in later)
     comment = jobs["comment"]
     assert comment["permissions"] == {"pull-requests": "write"} and "AWS_ACCESS_KEY_ID" not in str(comment)
     assert not any("checkout" in step.get("uses", "") for step in comment["steps"])  # no pull-request code

@@ -16,24 +16,10 @@ from src.ground.cli import StageError, run_stage
 from src.ground.files import write_text
 from src.ground.paths import PR_REPORT
 from src.running import remote, workspaces
+from src.running.ci_gate import notice, output, skip_reason
 from src.running.plan import training_stages
 
 MATRIX_LIMIT = 256  # GitHub's most jobs in one matrix
-S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-
-
-def _output(**values: str) -> None:
-    """Step outputs: to $GITHUB_OUTPUT on a runner, printed elsewhere."""
-    lines = "".join(f"{key}={value}\n" for key, value in values.items())
-    target = os.environ.get("GITHUB_OUTPUT")
-    if target:
-        with open(target, "a") as out:
-            out.write(lines)
-    print(lines, end="")
-
-
-def _notice(message: str) -> None:
-    print(f"::notice::{message}" if os.environ.get("GITHUB_ACTIONS") else message)
 
 
 def _summary(markdown: str) -> None:
@@ -51,16 +37,6 @@ def use_endpoint() -> None:
         dvc_command.run("remote", "modify", "--local", name, "endpointurl", endpoint)
 
 
-def is_fork() -> bool:
-    """Whether this run is for a pull request from a fork (no secrets, a read-only token)."""
-    event = os.environ.get("GITHUB_EVENT_PATH")
-    if not event or not Path(event).is_file():
-        return False
-    pull = json.loads(Path(event).read_text()).get("pull_request") or {}
-    head, base = (pull.get(side, {}).get("repo") or {} for side in ("head", "base"))
-    return bool(pull) and head.get("full_name") != base.get("full_name")
-
-
 def shared_remote() -> str | None:
     """The default remote's URL where every runner can reach it (a scheme://); None otherwise."""
     _, url, _ = remote.describe_remote()
@@ -69,19 +45,10 @@ def shared_remote() -> str | None:
 
 def plan() -> None:
     """Skip with a notice where the fan-out cannot run; else prepare the data once and list the stages."""
-    if is_fork():
-        _notice("pull request from a fork: it gets no secrets, so the study fan-out is skipped")
-        return _output(enabled="false", stages="[]")
-    url = shared_remote()
-    if url is None:
-        _notice("no shared DVC remote (dvc remote add -d team s3://...): the study fan-out is skipped")
-        return _output(enabled="false", stages="[]")
-    missing = [name for name in S3_SECRETS if not os.environ.get(name)]
-    if os.environ.get("GITHUB_ACTIONS") and url.startswith("s3://") and missing:
-        # GitHub hands empty secrets to Dependabot's pull requests and to forks' runs
-        _notice(f"the secrets {' and '.join(missing)} are empty here (Dependabot and forks get none): "
-                "the study fan-out is skipped")  # fmt: skip
-        return _output(enabled="false", stages="[]")
+    reason = skip_reason(shared_remote())
+    if reason:
+        notice(reason)
+        return output(enabled="false", stages="[]")
     remote.run(["repro", "--pull", "prepare"])
     remote.run(["push", "--run-cache"])
     stages = training_stages()
@@ -91,7 +58,7 @@ def plan() -> None:
         raise StageError(
             f"{len(stages)} training stages exceed GitHub's {MATRIX_LIMIT} jobs a matrix: use fewer seeds"
         )
-    _output(enabled="true", stages=json.dumps(stages))
+    output(enabled="true", stages=json.dumps(stages))
 
 
 def train(stage: str, out: Path) -> None:
