@@ -180,7 +180,8 @@ class Runner:
         for stamp in (".installed", ".installed-s3"):
             (venv / stamp).touch()
 
-    def _upload(self, folder: Path, spec: dict[str, Any]) -> None:
+    def _upload(self, folder: Path, spec: dict[str, Any]) -> str:
+        """upload-artifact's inputs name, path, overwrite and if-no-files-found; its warning, if any."""
         target = self.artifacts / spec["name"]
         if target.exists() and not spec.get("overwrite"):
             raise RuntimeError(f"an artifact named {spec['name']} exists (409 Conflict): set overwrite")
@@ -193,8 +194,22 @@ class Runner:
             elif path.exists():
                 (target / path.relative_to(base)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, target / path.relative_to(base))
-        if not target.exists():
-            raise RuntimeError(f"no files found for artifact {spec['name']}")
+        if not target.exists():  # if-no-files-found: warn (the default), error or ignore
+            if spec.get("if-no-files-found", "warn") == "error":
+                raise RuntimeError(f"no files found for artifact {spec['name']}")
+            return (
+                f"No files were found with the provided path: {spec['path']}. No artifacts will be uploaded."
+            )
+        return ""
+
+    def _setup_python(self, inputs: dict[str, Any]) -> None:
+        """The stand-in has one Python: a workflow asking for another is not what it can test."""
+        wanted, here = (
+            str(inputs.get("python-version", "")),
+            f"{sys.version_info.major}.{sys.version_info.minor}",
+        )
+        if wanted and wanted != here:
+            raise RuntimeError(f"setup-python asks for {wanted}; this stand-in provides {here}")
 
     def _download(self, folder: Path, spec: dict[str, Any]) -> None:
         if "name" in spec and not (self.artifacts / spec["name"]).is_dir():
@@ -280,13 +295,15 @@ class Runner:
                 if uses.startswith("actions/checkout"):
                     self._checkout(folder)
                 elif uses.startswith("actions/setup-python"):
+                    self._setup_python(step.get("with") or {})
                     extra_path.insert(0, str(self.tools))
                 elif uses.startswith("actions/upload-artifact"):
-                    self._upload(
+                    warning = self._upload(
                         folder,
                         {k: substitute(str(v), contexts) for k, v in step["with"].items()}
                         | {"overwrite": step["with"].get("overwrite", False)},
                     )
+                    log.append(f"::warning::{warning}" if warning else "")
                 elif uses.startswith("actions/download-artifact"):
                     folder.mkdir(exist_ok=True)
                     self._download(

@@ -282,3 +282,30 @@ def test_a_second_push_to_a_pull_request_supersedes_the_first(name: str) -> None
     first, second, other = pushed(7, "a1"), pushed(7, "b2"), pushed(8, "c3")
     assert substitute(group, first) == substitute(group, second) != substitute(group, other)
     assert substitute(cancel, second) in ("True", "true")
+
+
+def test_the_stand_in_emulates_the_action_inputs_it_meets(tmp_path: Path) -> None:
+    """upload-artifact warns (its default) where no file matches and fails with
+    if-no-files-found: error; setup-python refuses a version the stand-in cannot give."""
+    tmp_path.mkdir(exist_ok=True)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    workflow = tmp_path / "inputs.yml"
+    workflow.write_text(
+        "on: push\njobs:\n"
+        "  warn:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/upload-artifact@v6\n        with: {name: a, path: nothing/}\n"
+        "  error:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/upload-artifact@v6\n"
+        "        with: {name: b, path: nothing/, if-no-files-found: error}\n"
+        f"  python:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        f"      - uses: actions/setup-python@v6\n        with: {{python-version: '{here}'}}\n"
+        "  other-python:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/setup-python@v6\n        with: {python-version: '2.7'}\n"
+    )
+    github = {"event_name": "push", "repository": "t/t", "run_id": 1, "event_path": ""}
+    results = Runner(
+        workflow, tmp_path, tmp_path / "runner", Path(sys.executable).parent, github
+    ).run_workflow()
+    assert results["warn"].result == "success" and "::warning::No files were found" in results["warn"].log
+    assert results["error"].result == "failure"
+    assert results["python"].result == "success" and results["other-python"].result == "failure"
