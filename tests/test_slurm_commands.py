@@ -1,0 +1,71 @@
+"""src/running/slurm.py against SLURM's commands faked on PATH: what a real cluster does rarely
+or slowly (slurmctld restarting, a bad param found before the queue), without a cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.ground.cli import StageError
+from src.running import slurm
+from tests.conftest import ROOT
+
+
+def _fake(bin_dir: Path, name: str, script: str) -> Path:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text(f"#!/bin/bash\n{script}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture()
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "POLL_SECONDS", 0.0)
+    return folder
+
+
+def test_squeue_errors_are_retried_then_the_states_read(fake_bin: Path, tmp_path: Path) -> None:
+    """slurmctld restarting: squeue fails twice, then answers; the watcher reads it."""
+    count = tmp_path / "calls"
+    _fake(
+        fake_bin,
+        "squeue",
+        f"""echo x >> {count}
+if [ "$(wc -l < {count})" -le 2 ]; then echo "slurm_load_jobs error: Socket timed out" >&2; exit 1; fi
+printf '12_0 RUNNING\\n12_1 PENDING\\n13 PENDING\\n'""",
+    )
+    states = slurm._squeue({"array": "12", "compare": "13", "stages": ["a", "b"]}, tries=3)
+    assert states == {"0": "RUNNING", "1": "PENDING", "compare": "PENDING"}
+    assert count.read_text().count("x") == 3
+
+
+def test_squeue_failing_every_time_gives_one_line_with_the_watch_command(fake_bin: Path) -> None:
+    _fake(fake_bin, "squeue", 'echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1')
+    jobs = {"array": "12", "compare": "13", "stages": ["a"], "root": "/studies/20261205-1"}
+    with pytest.raises(StageError) as error:
+        slurm._squeue(jobs, tries=3)
+    message = str(error.value)
+    assert message.startswith("squeue failed 3 times in a row") and "the jobs go on" in message
+    assert message.endswith("`python -m src.running.study --watch /studies/20261205-1`")
+
+
+def test_a_bad_builder_argument_stops_the_submission_before_sbatch(
+    in_prepared_project: Path, fake_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on the login node in one line, not by a task after the queue's wait."""
+    submitted = in_prepared_project / "sbatch-called"
+    _fake(fake_bin, "sbatch", f"touch {submitted}; echo 1")
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["models"]["simple_cnn"]["dense_unitz"] = 32  # a typo of dense_units
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    with pytest.raises(StageError, match=r"^params.yaml: .*dense_unitz.*; nothing was submitted$"):
+        slurm.submit(base=in_prepared_project / "studies")
+    assert not submitted.exists()
