@@ -113,10 +113,14 @@ def test_a_cancelled_task_is_named_and_the_resubmission_trains_only_it(
 ) -> None:  # type: ignore[no-untyped-def]
     clone = tmp_path / "clone"
     _run(tmp_path, "git", "clone", "-q", str(project), str(clone))
-    submitted = _study(clone, "--no-wait", "--sbatch-args=--time=10", "--seeds", "42", "1")
+    submitted = _study(
+        clone, "--no-wait", "--sbatch-args=--time=10", "--seeds", "42", "1", "--array-limit", "2"
+    )
     assert submitted.returncode == 0, submitted.stderr
     root = _latest(clone)
     jobs = yaml.safe_load((root / "jobs.json").read_text())
+    shown = subprocess.run(["scontrol", "show", "job", jobs["array"]], capture_output=True, text=True).stdout
+    assert "ArrayTaskThrottle=2" in shown  # --array=0-3%2
     again = _study(clone, "--no-wait")  # a second submission of the same stages: refused
     assert again.returncode != 0 and f"--watch {root}" in again.stderr, again.stderr
     assert len(list((clone / STUDY).glob("*/jobs.json"))) == 1  # nothing of the first was touched
@@ -131,7 +135,9 @@ def test_a_cancelled_task_is_named_and_the_resubmission_trains_only_it(
     [line] = waited.stderr.strip().splitlines()[-1:]
     assert re.search(rf"{re.escape(stage)} \(task 3: (cancelled|lost), log \S+task-3\.log\)", line), line
     assert line.endswith("submits again only what is missing")
-    assert "make study SCHEDULER=slurm SBATCH_ARGS=--time=10 SEEDS='42 1'" in line  # every argument
+    assert (
+        "make study SCHEDULER=slurm SBATCH_ARGS=--time=10 SEEDS='42 1' ARRAY_LIMIT=2" in line
+    )  # every argument
     again = _study(clone)
     assert again.returncode == 0, again.stdout + again.stderr
     root = _latest(clone)
