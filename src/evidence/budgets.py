@@ -2,9 +2,9 @@
 
 Each run records its test predictions after every epoch (reported, never used to choose), and
 a k-epoch run is the first k epochs of a longer one (tests/test_resume.py). So at each budget
-in params.yaml's `compare.budgets` the models are ranked by mean test accuracy over seeds, and
-each adjacent pair of the ranking gets the task-level verdict (`verdicts.judge`), Holm-corrected
-over that budget's pairs.
+in params.yaml's `compare.budgets` the models trained that long are ranked by mean test accuracy
+over seeds, and each adjacent pair of the ranking gets the task-level verdict (`verdicts.judge`),
+Holm-corrected over that budget's pairs.
 """
 
 from __future__ import annotations
@@ -20,16 +20,23 @@ from src.evidence.verdicts import family, judge
 ByEpoch = dict[str, dict[int, np.ndarray]]
 
 
+def reached(correct: ByEpoch, budget: int) -> list[str]:
+    """The models every run of which trained at least `budget` epochs."""
+    return [model for model, runs in correct.items() if min(run.shape[0] for run in runs.values()) >= budget]
+
+
 def usable_budgets(correct: ByEpoch, budgets: list[int]) -> list[int]:
-    """The budgets every run reached."""
-    reached = min(runs.shape[0] for seeds in correct.values() for runs in seeds.values())
-    return [budget for budget in budgets if budget <= reached]
+    """The budgets at least two models reached: a ranking needs two."""
+    return [budget for budget in budgets if len(reached(correct, budget)) >= 2]
 
 
 def ranking_at(correct: ByEpoch, budget: int) -> list[dict[str, Any]]:
-    """The models ranked by mean test accuracy after `budget` epochs, each row with its verdict
-    against the next one down."""
-    at = {model: {seed: runs[budget - 1] for seed, runs in seeds.items()} for model, seeds in correct.items()}
+    """The models that trained `budget` epochs, ranked by mean test accuracy after that many,
+    each row with its verdict against the next one down."""
+    at = {
+        model: {seed: runs[budget - 1] for seed, runs in correct[model].items()}
+        for model in reached(correct, budget)
+    }
     accuracy = {model: [float(right.mean()) for right in seeds.values()] for model, seeds in at.items()}
     order = sorted(at, key=lambda model: -float(np.mean(accuracy[model])))
     judged = family([judge(at[upper], at[lower]) for upper, lower in itertools.pairwise(order)])
@@ -62,7 +69,8 @@ def rankings(correct: ByEpoch, budgets: list[int]) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]], names: dict[str, str]) -> str:
-    """The budget table: per budget, the ranking and each step's verdict."""
+    """The budget table: per budget, the ranking and each step's verdict; a line under it
+    names the budgets some models were not trained for."""
     lines = [
         "| epochs | rank | model | test accuracy (mean ± sd) | ahead of the next by | interval | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -76,4 +84,22 @@ def markdown(rows: list[dict[str, Any]], names: dict[str, str]) -> str:
             f"| {row['budget']} | {row['rank']} | {names[row['model']]} | {row['accuracy']:.4f}{sd} | "
             f"{gap} | {interval} | {row.get('verdict', '')} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + _left_out(rows, names)
+
+
+def _left_out(rows: list[dict[str, Any]], names: dict[str, str]) -> str:
+    everyone = {row["model"] for row in rows}
+    ranked: dict[int, set[str]] = {}
+    for row in rows:
+        ranked.setdefault(row["budget"], set()).add(row["model"])
+    fewer: dict[tuple[str, ...], list[str]] = {}  # the models ranked -> the budgets that ranked only them
+    for budget, models in ranked.items():
+        if models != everyone:
+            shown = tuple(name for model, name in names.items() if model in models)
+            fewer.setdefault(shown, []).append(str(budget))
+    notes = [f"at {_listed(at)} epochs only {_listed(list(models))}" for models, at in fewer.items()]
+    return f"\n\nRanked {'; '.join(notes)}: the others trained fewer epochs." if notes else ""
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
