@@ -86,12 +86,20 @@ def _outcome_times(root: Path) -> dict[str, float]:
     return {path.stem: path.stat().st_mtime for path in (root / "outcomes").glob("task-*.json")}
 
 
+@pytest.fixture(scope="module")
+def finished(
+    cluster: slurm_cluster.Cluster, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A clone of the project whose whole study ran on the cluster: (clone, the watcher's result)."""
+    clone = tmp_path_factory.mktemp("finished") / "clone"
+    _run(clone.parent, "git", "clone", "-q", str(project), str(clone))
+    return clone, _study(clone)
+
+
 def test_tasks_train_side_by_side_and_compare_gives_dvc_repros_bytes(
-    cluster, project: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    clone = tmp_path / "clone"
-    _run(tmp_path, "git", "clone", "-q", str(project), str(clone))
-    result = _study(clone)
+    finished: tuple[Path, subprocess.CompletedProcess], project: Path
+) -> None:
+    clone, result = finished
     assert result.returncode == 0, result.stdout + result.stderr
     assert "training array job" in result.stdout and "study on SLURM: done" in result.stdout
     root = _latest(clone)
@@ -99,9 +107,6 @@ def test_tasks_train_side_by_side_and_compare_gives_dvc_repros_bytes(
     assert sorted(jobs["stages"]) == sorted(f"train@{m}-{s}" for m in MODELS for s in SEEDS)
     times = sorted(_outcome_times(root).values())
     assert len(times) == 4 and times[1] - times[0] < 8, times  # the first two ran side by side
-    # MinJobAge is 5 s: SLURM had forgotten the tasks long before compare ended; their outcome
-    # files told the watcher, which reported success
-    assert _squeue(jobs["array"], "%T") == []
     compare_log = (root / "logs/compare.log").read_text()
     assert compare_log.count("Running stage 'compare'") == 1 and "Running stage 'train@" not in compare_log
     for report in REPORTS:
@@ -195,3 +200,22 @@ def test_a_task_near_its_time_limit_is_requeued_and_resumes_to_the_same_bytes(
         "reports/statistics.json",
     ):
         assert (repo / report).read_bytes() == (baseline / report).read_bytes(), report
+
+
+def test_a_finished_study_is_done_after_slurm_forgot_its_jobs(
+    finished: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    """Last in this module, so minutes after the study ended: with MinJobAge 5 s slurmctld has
+    purged its jobs (it purges once a minute), and the re-attached watcher learns from the
+    outcome files that every task and compare completed."""
+    clone, _ = finished
+    root = _latest(clone)
+    jobs = yaml.safe_load((root / "jobs.json").read_text())
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and (_squeue(jobs["array"], "%T") or _squeue(jobs["compare"], "%T")):
+        time.sleep(1)
+    assert _squeue(jobs["array"], "%T") == [] and _squeue(jobs["compare"], "%T") == []
+    watched = _study(clone, "--watch", str(root))
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "0 pending, 0 running, 4 done of 4 training tasks; compare completed" in watched.stdout
+    assert "study on SLURM: done" in watched.stdout

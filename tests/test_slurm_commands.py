@@ -69,3 +69,39 @@ def test_a_bad_builder_argument_stops_the_submission_before_sbatch(
     with pytest.raises(StageError, match=r"^params.yaml: .*dense_unitz.*; nothing was submitted$"):
         slurm.submit(base=in_prepared_project / "studies")
     assert not submitted.exists()
+
+
+def _old_submission(tmp_path: Path, jobs: dict) -> Path:
+    """A submission folder whose jobs.json is old enough that SLURM must have listed its jobs."""
+    root = tmp_path / "study"
+    (root / "outcomes").mkdir(parents=True)
+    (root / "jobs.json").write_text(yaml.safe_dump(jobs))
+    os.utime(root / "jobs.json", (0, 0))
+    return root
+
+
+def test_jobs_slurm_forgot_are_read_from_outcome_files_then_accounting(
+    fake_bin: Path, tmp_path: Path
+) -> None:
+    """squeue lists nothing (MinJobAge passed): task 0 wrote its outcome; task 1 and compare did not,
+    and sacct says task 1 was cancelled (its "by <uid>" dropped) and compare never started."""
+    jobs = {"array": "12", "compare": "13", "stages": ["a", "b"]}
+    root = _old_submission(tmp_path, jobs)
+    (root / "outcomes" / "task-0.json").write_text('{"stage": "a", "status": 0}')
+    _fake(fake_bin, "squeue", "exit 0")
+    _fake(fake_bin, "sacct", "printf '12_0|COMPLETED\\n12_1|CANCELLED by 1000\\n13|CANCELLED by 1000\\n'")
+    assert slurm.states(jobs, root) == {"0": "COMPLETED", "1": "CANCELLED", "compare": "CANCELLED"}
+
+
+def test_without_accounting_a_job_that_left_no_word_is_lost(
+    fake_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = {"array": "12", "compare": "13", "stages": ["a"]}
+    root = _old_submission(tmp_path, jobs)
+    _fake(fake_bin, "squeue", "exit 0")
+    _fake(fake_bin, "sacct", 'echo "sacct: error: Slurm accounting storage is disabled" >&2; exit 1')
+    assert slurm.states(jobs, root) == {"0": "LOST", "compare": "LOST"}
+    fresh = {"array": "14", "compare": "15", "stages": ["a"]}
+    monkeypatch.setattr(slurm, "POLL_SECONDS", 5.0)
+    (root / "jobs.json").touch()  # just submitted: not listed yet is not lost
+    assert slurm.states(fresh, root) == {"0": "PENDING", "compare": "PENDING"}

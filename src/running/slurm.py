@@ -25,7 +25,8 @@ from src.running.plan import longest_first, outdated_training_stages, set_seeds
 ROOT = STUDY_DIR / "slurm"  # one folder per submission in it, named by its time
 POLL_SECONDS = 5.0
 SQUEUE_TRIES = 12  # a slurmctld restarting or busy: retried this many polls before giving up
-ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "LOST")
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+         "DEADLINE", "LOST")  # fmt: skip
 # GPU requests, in every spelling sbatch takes: compare needs no GPU (name=value, or value next)
 GPU_OPTIONS = ("--gres", "--gpus", "--gpus-per-node", "--gpus-per-task", "--gpus-per-socket",
                "--cpus-per-gpu", "--mem-per-gpu", "-G")  # fmt: skip
@@ -213,20 +214,38 @@ def _squeue(jobs: dict, tries: int = SQUEUE_TRIES) -> dict[str, str]:
                     f"re-attach with `python -m src.running.study --watch {jobs.get('root', ROOT)}`"
                 ) from None
             time.sleep(POLL_SECONDS)
+    return _keyed(jobs, [line.split() for line in listing.splitlines()])
+
+
+def _keyed(jobs: dict, listing: list[list[str]]) -> dict[str, str]:
+    """(job id, state) rows as {"0": state of task 0, ..., "compare": ...}."""
     found = {}
-    for line in listing.splitlines():
-        job, state = line.split()
+    for job, state, *_ in listing:  # sacct writes "CANCELLED by 1000"
         if job == jobs["compare"]:
             found["compare"] = state
-        elif "_" in job and job.split("_")[1].isdigit():
+        elif job.startswith(f"{jobs['array']}_") and job.split("_")[1].isdigit():
             found[job.split("_")[1]] = state
     return found
 
 
+def _accounted(jobs: dict) -> dict[str, str]:
+    """How ended jobs ended, from SLURM's accounting (sacct) where the cluster keeps it; {} where
+    it does not (accounting storage disabled, sacct missing or failing)."""
+    ids = [job for job in (jobs.get("array"), jobs.get("compare")) if job]
+    if shutil.which("sacct") is None or not ids:
+        return {}
+    try:
+        listing = commands.output(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State"])
+    except StageError:
+        return {}
+    return _keyed(jobs, [line.replace("|", " ").split() for line in listing.splitlines() if "|" in line])
+
+
 def states(jobs: dict, root: Path) -> dict[str, str]:
     """Each task's and the compare job's state: SLURM's while it knows the job, else what the
-    job's outcome file says, else LOST (ended without a word: killed outright, a node lost)."""
-    live = _squeue(jobs)
+    job's outcome file says, else what accounting says (sacct), else LOST (ended without a
+    word: killed outright, a node lost)."""
+    live, accounted = _squeue(jobs), None
     found = {}
     for key, name in [*((str(i), f"task-{i}") for i in range(len(jobs["stages"]))), ("compare", "compare")]:
         outcome = _outcome(root, name)
@@ -234,8 +253,11 @@ def states(jobs: dict, root: Path) -> dict[str, str]:
             found[key] = live[key]
         elif outcome is not None:
             found[key] = "COMPLETED" if outcome == 0 else "FAILED"
+        elif not _submitted_long_ago(root):
+            found[key] = "PENDING"
         else:
-            found[key] = "LOST" if _submitted_long_ago(root) else "PENDING"
+            accounted = _accounted(jobs) if accounted is None else accounted
+            found[key] = accounted[key] if accounted.get(key) in ENDED else "LOST"
     return found
 
 
