@@ -25,8 +25,8 @@ from src.running.plan import longest_first, outdated_training_stages, set_seeds
 ROOT = STUDY_DIR / "slurm"  # one folder per submission in it, named by its time
 POLL_SECONDS = 5.0
 SQUEUE_TRIES = 12  # a slurmctld restarting or busy: retried this many polls before giving up
-ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-         "DEADLINE", "LOST")  # fmt: skip
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+         "BOOT_FAIL", "DEADLINE", "LOST")  # fmt: skip
 # GPU requests, in every spelling sbatch takes: compare needs no GPU (name=value, or value next)
 GPU_OPTIONS = ("--gres", "--gpus", "--gpus-per-node", "--gpus-per-task", "--gpus-per-socket",
                "--cpus-per-gpu", "--mem-per-gpu", "-G")  # fmt: skip
