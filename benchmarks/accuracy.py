@@ -130,7 +130,7 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.mean(points):.2f} +- {sd:.2f}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks accuracy", description=__doc__.splitlines()[0]
     )
@@ -154,6 +154,40 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out:
         args.out = args.out.resolve()
+    return parser, args
+
+
+def _seed_line(
+    args: argparse.Namespace,
+    model_id: str,
+    seed: int,
+    study_way: str,
+    recorded_seeds: list[int],
+    seeds: list[int],
+) -> dict:
+    """One model and seed the study's way, beside the train stage's (or the pipeline's) accuracy."""
+    line = _run_worker(args, model_id, seed, study_way)
+    pipeline_accuracy = _stage_accuracy(model_id, seed, line["epochs"])
+    source = "train stage"
+    if pipeline_accuracy is None and (seed not in recorded_seeds or len(seeds) > 1):
+        pipeline_accuracy = _run_worker(args, model_id, seed, "pipeline")["accuracy"]
+        source = "pipeline"
+    pipeline = ""
+    if pipeline_accuracy is not None:
+        line["pipeline_accuracy"] = pipeline_accuracy
+        line["accuracy_delta_points"] = round(100 * (pipeline_accuracy - line["accuracy"]), 2)
+        pipeline = f" | {source} {pipeline_accuracy:.4f} ({line['accuracy_delta_points']:+.2f} points)"
+    print(
+        f"{model_id:15s} seed {seed:<5d} {line['way']}-style accuracy {line['accuracy']:.4f}, "
+        f"macro F1 {line['f1']:.4f}, {line['train_seconds']:.0f} s, "
+        f"{line['peak_rss_mib']} MiB{pipeline}",
+        flush=True,
+    )
+    return line
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser, args = _arguments(argv)
     os.chdir(args.project)  # params.yaml, the prepared splits and the reports are relative to it
     if args.worker:
         seed = args.seeds[0] if args.seeds else None
@@ -174,27 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     study_way = "study-onednn" if args.onednn else "study"
     lines = []
     for model_id in model_ids:
-        for seed in seeds:
-            line = _run_worker(args, model_id, seed, study_way)
-            pipeline_accuracy = _stage_accuracy(model_id, seed, line["epochs"])
-            source = "train stage"
-            if pipeline_accuracy is None and (seed not in params.seeds or len(seeds) > 1):
-                pipeline_accuracy = _run_worker(args, model_id, seed, "pipeline")["accuracy"]
-                source = "pipeline"
-            pipeline = ""
-            if pipeline_accuracy is not None:
-                line["pipeline_accuracy"] = pipeline_accuracy
-                line["accuracy_delta_points"] = round(100 * (pipeline_accuracy - line["accuracy"]), 2)
-                pipeline = (
-                    f" | {source} {pipeline_accuracy:.4f} ({line['accuracy_delta_points']:+.2f} points)"
-                )
-            print(
-                f"{model_id:15s} seed {seed:<5d} {line['way']}-style accuracy {line['accuracy']:.4f}, "
-                f"macro F1 {line['f1']:.4f}, {line['train_seconds']:.0f} s, "
-                f"{line['peak_rss_mib']} MiB{pipeline}",
-                flush=True,
-            )
-            lines.append(line)
+        lines += [_seed_line(args, model_id, seed, study_way, params.seeds, seeds) for seed in seeds]
         done = [line for line in lines if line["model"] == model_id and "pipeline_accuracy" in line]
         if len(done) > 1:
             print(

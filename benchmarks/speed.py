@@ -206,7 +206,7 @@ def _epochs(result: dict) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks speed", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="model ids from params.yaml (default: all)")
     parser.add_argument("--images", type=int, default=6_000, help="training images per epoch")
@@ -230,6 +230,47 @@ def main(argv: list[str] | None = None) -> None:
     unknown_levers = sorted(set(args.levers or []) - set(LEVERS))
     if unknown_levers:
         parser.error(f"unknown levers {unknown_levers}; choose from {list(LEVERS)}")
+    return parser, args
+
+
+def _model_line(
+    model_id: str, measured: dict[str, Any], levers: list[str], peak: float, with_levers: bool
+) -> dict[str, Any]:
+    """Print one model's speeds and return them as one JSON line."""
+    base, pipe = measured["baseline"], measured["pipeline"]
+    ratio = pipe["images_per_s"] / base["images_per_s"]
+    utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
+    print(
+        f"{model_id:15s} baseline {base['images_per_s']:7.0f} img/s ({_epochs(base)}) | "
+        f"pipeline {pipe['images_per_s']:7.0f} img/s ({_epochs(pipe)}) | x{ratio:.2f}, "
+        f"{utilisation:.1%} of peak FLOP/s [{pipe['data']} data]",
+        flush=True,
+    )
+    line: dict[str, Any] = {
+        "model": model_id,
+        "baseline_images_per_s": round(base["images_per_s"], 1),
+        "pipeline_images_per_s": round(pipe["images_per_s"], 1),
+        "ratio": round(ratio, 2),
+        "baseline_first_epoch_s": round(base["first_epoch_s"], 1),
+        "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
+        "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
+        "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
+        "baseline_steady_epoch_s": [round(seconds, 1) for seconds in base["steady_epoch_s"]],
+        "pipeline_steady_epoch_s": [round(seconds, 1) for seconds in pipe["steady_epoch_s"]],
+        "peak_flops_fraction": round(utilisation, 4),
+    }
+    if with_levers:
+        line["levers_images_per_s"] = {}
+        for lever in levers:
+            speed = measured[lever]["images_per_s"]
+            line["levers_images_per_s"][lever] = round(speed, 1)
+            gain = pipe["images_per_s"] / speed
+            print(f"{'':15s} {lever:24s} {speed:7.0f} img/s (pipeline / this: x{gain:.2f})", flush=True)
+    return line
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser, args = _arguments(argv)
     if args.worker:
         model_id, variant = args.worker
         print(json.dumps(worker(model_id, variant, args.images, args.epochs)))
@@ -252,38 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for model_id in model_ids:
         levers = chosen_levers(args.levers, params.models[model_id])
-        variants = ["baseline", "pipeline", *levers]
-        measured = _measure(model_id, variants, args.images, args.epochs, args.rounds)
-        base, pipe = measured["baseline"], measured["pipeline"]
-        ratio = pipe["images_per_s"] / base["images_per_s"]
-        utilisation = pipe["images_per_s"] * pipe["train_flops_per_image"] / peak
-        print(
-            f"{model_id:15s} baseline {base['images_per_s']:7.0f} img/s ({_epochs(base)}) | "
-            f"pipeline {pipe['images_per_s']:7.0f} img/s ({_epochs(pipe)}) | x{ratio:.2f}, "
-            f"{utilisation:.1%} of peak FLOP/s [{pipe['data']} data]",
-            flush=True,
+        measured = _measure(
+            model_id, ["baseline", "pipeline", *levers], args.images, args.epochs, args.rounds
         )
-        line = {
-            "model": model_id,
-            "baseline_images_per_s": round(base["images_per_s"], 1),
-            "pipeline_images_per_s": round(pipe["images_per_s"], 1),
-            "ratio": round(ratio, 2),
-            "baseline_first_epoch_s": round(base["first_epoch_s"], 1),
-            "pipeline_first_epoch_s": round(pipe["first_epoch_s"], 1),
-            "baseline_peak_rss_mib": round(base["peak_rss_mib"]),
-            "pipeline_peak_rss_mib": round(pipe["peak_rss_mib"]),
-            "baseline_steady_epoch_s": [round(seconds, 1) for seconds in base["steady_epoch_s"]],
-            "pipeline_steady_epoch_s": [round(seconds, 1) for seconds in pipe["steady_epoch_s"]],
-            "peak_flops_fraction": round(utilisation, 4),
-        }
-        if args.levers is not None:
-            line["levers_images_per_s"] = {}
-            for lever in levers:
-                speed = measured[lever]["images_per_s"]
-                line["levers_images_per_s"][lever] = round(speed, 1)
-                gain = pipe["images_per_s"] / speed
-                print(f"{'':15s} {lever:24s} {speed:7.0f} img/s (pipeline / this: x{gain:.2f})", flush=True)
-        lines.append(line)
+        lines.append(_model_line(model_id, measured, levers, peak, args.levers is not None))
     for line in lines:
         print(json.dumps(line))
 

@@ -41,6 +41,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,97 +144,110 @@ def _mcnemar_called(after: np.ndarray, before: np.ndarray) -> bool:
     return mcnemar_p(after, before) < ALPHA and after.mean() != before.mean()
 
 
-def rates(
-    before: list[np.ndarray], after: list[np.ndarray], draws: int, rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    """Per procedure: how often a verdict is called in A/A draws (false alarms) and how often
-    "better" in A/B draws (catches). `before[i]`/`after[i]`: run i before and after the change."""
+Draw = Callable[[], tuple[bool, Any]]  # one simulated comparison: (called, its judgement)
+
+
+def _tally(name: str, a_a: Draw, a_b: Draw, draws: int, detectable: bool) -> dict[str, Any]:
+    """How often `a_a` calls a verdict (false alarms) and `a_b` calls "better" (catches)."""
+    alarms = catches = 0
+    sizes = []
+    for draw in range(draws):
+        called, judgement = a_a()
+        alarms += called
+        if detectable and draw < POWER_DRAWS and judgement.detectable is not None:  # slow: a sample
+            sizes.append(judgement.detectable)
+        catches += a_b()[0]
+    return {
+        "procedure": name,
+        "false_alarms": alarms / draws,
+        "catches": catches / draws,
+        "detectable_points": round(100 * float(np.median(sizes)), 2) if sizes else None,
+    }
+
+
+def _one_run_procedures(
+    before: list[np.ndarray], after: list[np.ndarray], pick: Callable[[int], np.ndarray]
+) -> list[tuple[str, Draw, Draw, bool]]:
+    """One run after against one run before (McNemar), and against REFERENCE_SEEDS seeds."""
     from src.evidence.verdicts import judge
 
-    seeds = len(before)
-    rows = []
-
-    def tally(name: str, a_a: Any, a_b: Any, detectable: bool = False) -> None:
-        alarms = catches = 0
-        sizes = []
-        for draw in range(draws):
-            called, judgement = a_a()
-            alarms += called
-            if detectable and draw < POWER_DRAWS:  # statsmodels' power solution is slow: a sample
-                size = judgement.detectable
-                if size is not None:
-                    sizes.append(size)
-            caught, _ = a_b()
-            catches += caught
-        rows.append(
-            {
-                "procedure": name,
-                "false_alarms": alarms / draws,
-                "catches": catches / draws,
-                "detectable_points": round(100 * float(np.median(sizes)), 2) if sizes else None,
-            }
-        )
-
-    def pick(count: int) -> np.ndarray:
-        return rng.choice(seeds, size=count, replace=False)
-
-    def one_each_aa() -> Any:
+    def one_each_aa() -> tuple[bool, Any]:
         i, j = pick(2)
         return _mcnemar_called(before[i], before[j]), judge({0: before[i]}, {1: before[j]})
 
-    def one_each_ab() -> Any:
+    def one_each_ab() -> tuple[bool, Any]:
         (i,) = pick(1)
         judgement = judge({0: after[i]}, {0: before[i]})
         return _mcnemar_called(after[i], before[i]) and judgement.difference > 0, judgement
 
-    tally("one run each, McNemar (test set only)", one_each_aa, one_each_ab)
-
-    def against(source: list[np.ndarray]) -> Any:
-        def draw() -> Any:
+    def against(source: list[np.ndarray]) -> Draw:
+        def draw() -> tuple[bool, Any]:
             chosen = pick(REFERENCE_SEEDS + 1)
             judgement = judge({int(chosen[0]): source[chosen[0]]}, {int(s): before[s] for s in chosen[1:]})
             return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
         return draw
 
-    tally(
-        f"one run against {REFERENCE_SEEDS} seeds (t prediction interval)",
-        against(before),
-        against(after),
-        True,
-    )
-    for n in (2, 3, 5):
-        if 2 * n > seeds:
-            continue
+    return [
+        ("one run each, McNemar (test set only)", one_each_aa, one_each_ab, False),
+        (
+            f"one run against {REFERENCE_SEEDS} seeds (t prediction interval)",
+            against(before),
+            against(after),
+            True,
+        ),
+    ]
 
-        def welch(source: list[np.ndarray], n: int = n) -> Any:
-            def draw() -> Any:
-                chosen = pick(2 * n)
-                judgement = judge(
-                    {int(s): source[s] for s in chosen[:n]},
-                    {int(s): before[s] for s in chosen[n:]},
-                )
-                return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
-            return draw
+def _seed_set_procedures(
+    before: list[np.ndarray], after: list[np.ndarray], pick: Callable[[int], np.ndarray], n: int
+) -> list[tuple[str, Draw, Draw, bool]]:
+    """n seeds after against n before: disjoint seeds (Welch) and the same seeds (paired)."""
+    from src.evidence.verdicts import judge
 
-        tally(f"{n} against {n} seeds, Welch t (disjoint seeds)", welch(before), welch(after), True)
-
-        def paired_aa(n: int = n) -> Any:
-            chosen = pick(2 * n)  # nothing changed: two seed sets of the same params, paired by position
+    def welch(source: list[np.ndarray]) -> Draw:
+        def draw() -> tuple[bool, Any]:
+            chosen = pick(2 * n)
             judgement = judge(
-                {k: before[s] for k, s in enumerate(chosen[:n])},
-                {k: before[s] for k, s in enumerate(chosen[n:])},
+                {int(s): source[s] for s in chosen[:n]}, {int(s): before[s] for s in chosen[n:]}
             )
-            return _called(judgement), judgement
+            return _called(judgement) and (source is before or judgement.difference > 0), judgement
 
-        def paired_ab(n: int = n) -> Any:
-            chosen = pick(n)  # the same seeds before and after, as in a pull request
-            judgement = judge({int(s): after[s] for s in chosen}, {int(s): before[s] for s in chosen})
-            return _called(judgement) and judgement.difference > 0, judgement
+        return draw
 
-        tally(f"{n} against {n} seeds, paired t (same seeds)", paired_aa, paired_ab, True)
-    return rows
+    def paired_aa() -> tuple[bool, Any]:
+        chosen = pick(2 * n)  # nothing changed: two seed sets of the same params, paired by position
+        judgement = judge(
+            {k: before[s] for k, s in enumerate(chosen[:n])}, {k: before[s] for k, s in enumerate(chosen[n:])}
+        )
+        return _called(judgement), judgement
+
+    def paired_ab() -> tuple[bool, Any]:
+        chosen = pick(n)  # the same seeds before and after, as in a pull request
+        judgement = judge({int(s): after[s] for s in chosen}, {int(s): before[s] for s in chosen})
+        return _called(judgement) and judgement.difference > 0, judgement
+
+    return [
+        (f"{n} against {n} seeds, Welch t (disjoint seeds)", welch(before), welch(after), True),
+        (f"{n} against {n} seeds, paired t (same seeds)", paired_aa, paired_ab, True),
+    ]
+
+
+def rates(
+    before: list[np.ndarray], after: list[np.ndarray], draws: int, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Per procedure: how often a verdict is called in A/A draws (false alarms) and how often
+    "better" in A/B draws (catches). `before[i]`/`after[i]`: run i before and after the change."""
+    seeds = len(before)
+
+    def pick(count: int) -> np.ndarray:
+        return rng.choice(seeds, size=count, replace=False)
+
+    procedures = _one_run_procedures(before, after, pick)
+    for n in (2, 3, 5):
+        if 2 * n <= seeds:
+            procedures += _seed_set_procedures(before, after, pick, n)
+    return [_tally(name, a_a, a_b, draws, detectable) for name, a_a, a_b, detectable in procedures]
 
 
 def analyse(records: list[dict[str, Any]], draws: int) -> dict[str, Any]:
