@@ -4,7 +4,7 @@ Debian's `slurm-wlm` and `munge` packages (`.ci/run` installs them); the daemons
 (munged as munge), their config, state and munge socket live in a temporary folder (SLURM_CONF
 points the commands at it), and they listen on this host only. Configured as real clusters are
 where it matters: finished jobs are forgotten after MinJobAge (5 s here, 300 by default), no
-accounting, a requeued job waits `cred_expire` before it starts again (30 s here, 120 by
+accounting, a requeued job waits `cred_expire` before it starts again (10 s here, 120 by
 default: the wait is kept, shorter). `start` waits until the node is idle; `stop` ends the
 processes this cluster started, by their pids, and no other: another cluster on the same host
 is left alone.
@@ -65,7 +65,7 @@ class Cluster:
         self.conf.write_text(
             f"ClusterName=study\nSlurmctldHost={self.host}\nSlurmctldPort={controller}\nSlurmdPort={node}\n"
             "SlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\nProctrackType=proctrack/linuxproc\n"
-            f"AuthInfo=socket={self.munge / 'munge.socket'},cred_expire=30\n"
+            f"AuthInfo=socket={self.munge / 'munge.socket'},cred_expire=10\n"
             "TaskPlugin=task/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
             f"SchedulerType=sched/backfill\nMpiDefault=none\nReturnToService=2\nMinJobAge={min_job_age}\n"
             f"StateSaveLocation={folder / 'state'}\nSlurmdSpoolDir={folder / 'spool'}\n"
