@@ -22,7 +22,7 @@ from src.running.tiny_project import run as _run
 from tests import slurm_cluster
 
 pytestmark = pytest.mark.slow
-MODELS = ["mlp_l2"]  # the CNN with augmentation and dropout: the requeue test
+MODELS = ["mlp_l2"]  # one model keeps the tasks few; the requeue test trains cnn_da_dropout
 SEEDS = [42, 1, 2]
 REPORTS = [
     "reports/comparison.csv",

@@ -98,7 +98,7 @@ def _refuse_overlap(stages: list[str], base: Path) -> None:
     for root, jobs in running_studies(base):
         shared = sorted(set(stages) & set(jobs["stages"]))
         if shared:
-            ids = " ".join(job for job in (jobs.get("array"), jobs.get("compare")) if job)
+            ids = " ".join(_job_ids(jobs))
             raise StageError(
                 f"{', '.join(shared)} are being trained by the study submitted in {root} (jobs {ids}): "
                 f"watch it with `python -m src.running.study --watch {root}`, or `scancel {ids}` first"
@@ -199,10 +199,15 @@ def finish(root: Path) -> None:
         _record(root, "compare", status)
 
 
+def _job_ids(jobs: dict) -> list[str]:
+    """The submission's SLURM job ids: the training array's and the compare job's."""
+    return [job for job in (jobs.get("array"), jobs.get("compare")) if job]
+
+
 def _squeue(jobs: dict, tries: int = SQUEUE_TRIES) -> dict[str, str]:
     """The states SLURM still has ("0": RUNNING, ..., "compare": ...); it forgets finished jobs
     after MinJobAge. An error (slurmctld restarting) is retried `tries` times, then one line."""
-    ids = [job for job in (jobs.get("array"), jobs.get("compare")) if job]
+    ids = _job_ids(jobs)
     for attempt in range(tries):
         try:
             listing = _slurm("squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%i %T")
@@ -231,10 +236,10 @@ def _keyed(jobs: dict, listing: list[list[str]]) -> dict[str, str]:
 def _accounted(jobs: dict) -> dict[str, str]:
     """How ended jobs ended, from SLURM's accounting (sacct) where the cluster keeps it; {} where
     it does not (accounting storage disabled, sacct missing or failing)."""
-    ids = [job for job in (jobs.get("array"), jobs.get("compare")) if job]
-    if shutil.which("sacct") is None or not ids:
+    ids = _job_ids(jobs)
+    if not ids:
         return {}
-    try:
+    try:  # sacct not on PATH raises StageError too
         listing = commands.output(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State"])
     except StageError:
         return {}
