@@ -67,8 +67,9 @@ def worker(
 
     from src.ground.data import load_split
     from src.learning.callbacks import epoch_lines
+    from src.learning.run_record import peak_rss_mib
     from src.learning.speed import onednn_enabled
-    from src.learning.training import fit, peak_rss_mib, prepare_model, scores, seed_everything
+    from src.learning.training import fit, prepare_model, scores, seed_everything
 
     seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs

@@ -150,7 +150,8 @@ def worker(model_id: str, variant: str, images: int, epochs: int) -> dict:
 
     import keras
 
-    from src.learning.training import fit, peak_rss_mib, plain_model, prepare_model, seed_everything
+    from src.learning.run_record import peak_rss_mib
+    from src.learning.training import fit, plain_model, prepare_model, seed_everything
 
     x, y, x_val, y_val, source = _data(images)
     timer = epoch_timer(keras)

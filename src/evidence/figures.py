@@ -58,30 +58,12 @@ def plot_metrics(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
     shown = table.set_index("model")[list(SCORES)]
     shown.columns = list(LABELS)
     figure, axes = plt.subplots(figsize=(10, 5))
-    # error bars: each score's 95% interval (asymmetric), shape (scores, 2, models)
-    error = np.stack(
-        [
-            np.stack([table[score] - table[f"{score}_low"], table[f"{score}_high"] - table[score]])
-            for score in SCORES
-        ]
-    )
     width = 0.8
+    error = _interval_errors(table)
     shown.plot.bar(ax=axes, rot=15, width=width, yerr=error, capsize=2, error_kw={"elinewidth": 0.8})
     several = runs.groupby("id").size().max() > 1
     if several:
-        offsets = (np.arange(len(SCORES)) - (len(SCORES) - 1) / 2) * width / len(SCORES)
-        for position, model_id in enumerate(table["id"]):
-            mine = runs[runs["id"] == model_id]
-            for offset, score in zip(offsets, SCORES, strict=True):
-                axes.scatter(
-                    np.full(len(mine), position + offset),
-                    mine[score],
-                    s=7,
-                    color="black",
-                    zorder=3,
-                    linewidths=0,
-                )
-        axes.scatter([], [], s=7, color="black", label="one seed")
+        _seed_dots(axes, table, runs, width)
     seeds = int(table["seeds"].max())
     axes.set_ylim(0, 1)
     axes.set_ylabel("score on the test set")
@@ -97,6 +79,33 @@ def plot_metrics(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
         if isinstance(container, BarContainer):  # not the error bars
             axes.bar_label(container, fmt="%.2f", fontsize=6, padding=1)
     _save_figure(figure, path)
+
+
+def _interval_errors(table: pd.DataFrame) -> np.ndarray:
+    """Each score's 95% interval as asymmetric error bars, shape (scores, 2, models)."""
+    return np.stack(
+        [
+            np.stack([table[score] - table[f"{score}_low"], table[f"{score}_high"] - table[score]])
+            for score in SCORES
+        ]
+    )
+
+
+def _seed_dots(axes: Any, table: pd.DataFrame, runs: pd.DataFrame, width: float) -> None:
+    """Each seed's score as a black dot on its bar."""
+    offsets = (np.arange(len(SCORES)) - (len(SCORES) - 1) / 2) * width / len(SCORES)
+    for position, model_id in enumerate(table["id"]):
+        mine = runs[runs["id"] == model_id]
+        for offset, score in zip(offsets, SCORES, strict=True):
+            axes.scatter(
+                np.full(len(mine), position + offset),
+                mine[score],
+                s=7,
+                color="black",
+                zorder=3,
+                linewidths=0,
+            )
+    axes.scatter([], [], s=7, color="black", label="one seed")
 
 
 def plot_learning_curves(curves: pd.DataFrame, model_id: str, display_name: str, path: Path) -> None:

@@ -132,8 +132,8 @@ def _floor(summary: dict[str, Any]) -> str:
     )
 
 
-def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any], by_budget: str = "") -> str:
-    seeds = int(table["seeds"].max())
+def _spread_and_method(seeds: int, summary: dict[str, Any]) -> tuple[str, str]:
+    """What the table's ± means, and how the verdicts below it are reached."""
     if seeds > 1:
         spread = "mean ± standard deviation over seeds; the interval is the t interval of the mean over seeds"
         method = (
@@ -156,7 +156,11 @@ def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]
             "retraining noise. McNemar's p measures the test set's noise only; add seeds "
             "(`seeds: [42, 1, 2]`) for verdicts"
         )
-    budgets = (
+    return spread, method
+
+
+def _budgets_section(by_budget: str) -> str:
+    return (
         "## The ranking at every training budget\n\n"
         "Each run's test predictions after every epoch (reported, never used to choose anything): the "
         "models ranked at each budget, each against the next one down with the same task-level verdict, "
@@ -165,6 +169,13 @@ def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any]
         if by_budget
         else ""
     )
+
+
+def comparison_markdown(table: pd.DataFrame, pairs: str, summary: dict[str, Any], by_budget: str = "") -> str:
+    """comparison.md: the scores, model against model, the ranking at every budget, the original study."""
+    seeds = int(table["seeds"].max())
+    spread, method = _spread_and_method(seeds, summary)
+    budgets = _budgets_section(by_budget)
     return (
         "# Model comparison (test set)\n\n"
         f"Accuracy and macro-averaged precision, recall and F1 on the {summary['test_images']:,} test "

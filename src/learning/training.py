@@ -1,17 +1,13 @@
 """How a model is trained and scored: device, seeding, compiling, the seed-and-epoch data
-pipeline and `fit`, scores and run records; shared by the train stage and the benchmarks.
+pipeline and `fit`, and scores; shared by the train stage and the benchmarks.
 Details: docs/internals.md#training.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import platform
-import resource
 import sys
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -22,7 +18,7 @@ from src.ground.params import ModelParams, TrainParams
 from src.learning.callbacks import epoch_draws
 from src.learning.models import build_model
 from src.learning.resume import DRAWS_PER_EPOCH, MAX_EPOCHS
-from src.learning.speed import configure_threads, cpuinfo_field, fuse_adam, set_op_determinism
+from src.learning.speed import configure_threads, fuse_adam, set_op_determinism
 
 log = logging.getLogger(__name__)
 
@@ -178,19 +174,33 @@ def datasets(
     seed: int,
     epoch: Any,
 ) -> tuple[Any, Any]:
-    """In-memory tf.data pipelines of uint8 images: the training images in an order drawn from
-    the seed and the value of the `epoch` variable when an epoch starts, prefetched.
-
-    The shuffle permutes indices (a stateless function of seed and epoch, so epoch k has the
-    same order whether or not the process trained epochs 1 to k-1) and each batch is gathered
-    in one op. tf.data's autotuning is off: on two cores, freeing an autotuned iterator at an
-    epoch's end stalled the next epoch for 1-7 s at random; a fixed prefetch of two batches
-    does the same job here.
+    """In-memory tf.data pipelines of uint8 images, prefetched: the training batches in an order
+    drawn from the seed and the `epoch` variable (docs/internals.md#resume), and the validation
+    batches in their stored order.
     """
     import tensorflow as tf
 
+    # Autotuning off: on two cores, freeing an autotuned iterator at an epoch's end stalled the
+    # next epoch for 1-7 s at random; a fixed prefetch of two batches does the same job here.
     options = tf.data.Options()
     options.autotune.enabled = False
+    train = _shuffled_batches(x, y, batch, seed, epoch).prefetch(2).with_options(options)
+    val = (
+        tf.data.Dataset.from_tensor_slices((x_val, y_val.astype(np.int32)))
+        .batch(eval_batch)
+        .prefetch(2)
+        .with_options(options)
+    )
+    return train, val
+
+
+def _shuffled_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, epoch: Any) -> Any:
+    """Batches of the training images, each gathered in one op from indices permuted by a
+    stateless function of seed and epoch: epoch k has the same order whether or not the process
+    trained epochs 1 to k-1.
+    """
+    import tensorflow as tf
+
     with tf.device("/CPU:0"):  # host memory, where tf.data runs, also when a GPU is visible
         images, labels = tf.constant(x), tf.constant(y.astype(np.int32))
 
@@ -200,22 +210,13 @@ def datasets(
         return tf.data.Dataset.from_tensor_slices(indices)
 
     batches = -(-len(y) // batch)
-    train = (
+    return (
         tf.data.Dataset.range(1)
         .flat_map(order)
         .batch(batch)
         .apply(tf.data.experimental.assert_cardinality(batches))
         .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
-        .prefetch(2)
-        .with_options(options)
     )
-    val = (
-        tf.data.Dataset.from_tensor_slices((x_val, y_val.astype(np.int32)))
-        .batch(eval_batch)
-        .prefetch(2)
-        .with_options(options)
-    )
-    return train, val
 
 
 def seed_states(model: Any) -> list[Any]:
@@ -284,45 +285,3 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "recall": round(float(recall), 6),
         "f1": round(float(f1), 6),
     }
-
-
-def count_weights(weights: list[Any]) -> int:
-    return int(sum(np.prod(w.shape) for w in weights))
-
-
-# --- run records --------------------------------------------------------------------------
-
-
-def versions() -> dict[str, Any]:
-    """Python, the Keras backend and the library versions of this run: part of what decides its bytes."""
-    import keras
-
-    packages = {}
-    for package in ("tensorflow", "tensorflow-cpu", "keras", "dvc", "dvclive", "numpy", "scikit-learn"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            packages[package] = metadata.version(package)
-    return {"python": platform.python_version(), "keras_backend": keras.backend.backend(), **packages}
-
-
-def host() -> dict[str, Any]:
-    """The machine this run trained on (does not decide its bytes on CPUs with AVX2)."""
-    import tensorflow as tf
-
-    cpu = cpuinfo_field("model name") or platform.processor()
-    gpus = [
-        tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-        for gpu in tf.config.list_physical_devices("GPU")
-    ]
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "device": "GPU" if gpus else "CPU",
-    }
-
-
-def peak_rss_mib() -> int:
-    """Peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))  # bytes on macOS, KiB elsewhere

@@ -45,6 +45,15 @@ def progress_line(done: int, total: int, running: list[str], left: list[str], jo
     return f"study: {done}/{total} runs done; running {', '.join(running) or 'none'}{estimate}"
 
 
+def _report_finished(stage: str, began: float, status: int, root: Path) -> list[str]:
+    """Print one line for a run that ended; the run with its log when it failed."""
+    minutes = (time.monotonic() - began) / 60
+    log = workspaces.log_file(stage, root)
+    outcome = "done" if status == 0 else f"FAILED (exit {status})"
+    print(f"{stage}: {outcome} after {minutes:.1f} min, log {log}", flush=True)
+    return [] if status == 0 else [f"{stage} (log: {log})"]
+
+
 def train_side_by_side(
     stages: list[str], jobs: int, flags: tuple[str, ...] = (), root: Path = workspaces.STUDY_DIR
 ) -> dict[str, dict]:
@@ -77,14 +86,7 @@ def train_side_by_side(
             )
             finished, _ = wait(list(started), return_when=FIRST_COMPLETED)
             for future in finished:
-                stage, began = started.pop(future)
-                status = future.result()
-                minutes = (time.monotonic() - began) / 60
-                log = workspaces.log_file(stage, root)
-                outcome = "done" if status == 0 else f"FAILED (exit {status})"
-                print(f"{stage}: {outcome} after {minutes:.1f} min, log {log}", flush=True)
-                if status != 0:
-                    failed.append(f"{stage} (log: {log})")
+                failed += _report_finished(*started.pop(future), future.result(), root)
     if failed:
         raise StageError(
             f"{len(failed)} training run(s) failed, nothing was compared: {'; '.join(failed)}; "

@@ -115,21 +115,10 @@ def _fetch_http(url: str, part: Path, timeout: float, retries: int, backoff_s: f
     reached_server = False
     while True:
         offset = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
-        if offset:
-            request.add_header("Range", f"bytes={offset}-")
         try:
-            with _opener.open(request, timeout=timeout) as response:
+            with _opener.open(_request_from(url, offset), timeout=timeout) as response:
                 reached_server = True
-                total = _prepare_part(response, part, offset)
-                start = part.stat().st_size if part.exists() else 0
-                with open(part, "ab") as out, _progress(total, start) as bar:
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-                received = part.stat().st_size
-                if total is not None and received < total:
-                    raise ConnectionResetError(f"connection closed after {received:,} of {total:,} bytes")
+                _append_body(response, part, offset)
                 return
         except urllib.error.HTTPError as err:
             reached_server = True
@@ -150,15 +139,40 @@ def _fetch_http(url: str, part: Path, timeout: float, retries: int, backoff_s: f
             reason = f"{type(err).__name__}: {err}"
         attempt += 1
         if attempt > retries:
-            kept = part.stat().st_size if part.exists() else 0
-            raise DownloadError(
-                f"gave up after {retries} retries ({reason}); the {kept:,} bytes received so far are "
-                f"kept in {part} and the next run resumes from there.\n"
-                f"{_ways_out(url)}"
-            )
+            raise _gave_up(url, part, retries, reason)
         delay = backoff_s * 2 ** (attempt - 1)
         log.warning("%s; retry %d/%d in %.1f s", reason, attempt, retries, delay)
         time.sleep(delay)
+
+
+def _request_from(url: str, offset: int) -> urllib.request.Request:
+    """A GET for the body from byte `offset` on, uncompressed so that offsets count file bytes."""
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    return request
+
+
+def _append_body(response: Any, part: Path, offset: int) -> None:
+    """Append the response's body to `part`; a body cut short raises ConnectionResetError (a retry)."""
+    total = _prepare_part(response, part, offset)
+    start = part.stat().st_size if part.exists() else 0
+    with open(part, "ab") as out, _progress(total, start) as bar:
+        while chunk := response.read(CHUNK):
+            out.write(chunk)
+            bar.update(len(chunk))
+    received = part.stat().st_size
+    if total is not None and received < total:
+        raise ConnectionResetError(f"connection closed after {received:,} of {total:,} bytes")
+
+
+def _gave_up(url: str, part: Path, retries: int, reason: str) -> DownloadError:
+    kept = part.stat().st_size if part.exists() else 0
+    return DownloadError(
+        f"gave up after {retries} retries ({reason}); the {kept:,} bytes received so far are "
+        f"kept in {part} and the next run resumes from there.\n"
+        f"{_ways_out(url)}"
+    )
 
 
 def _prepare_part(response: Any, part: Path, offset: int) -> int | None:

@@ -37,7 +37,7 @@ from src.ground.paths import (
     timing_path,
 )
 from src.learning import callbacks as callbacks_
-from src.learning import resume, training
+from src.learning import resume, run_record, training
 from src.learning.model_file import save_model
 from src.learning.models import BUILDERS
 from src.learning.speed import (
@@ -69,7 +69,7 @@ def _inputs(model_id: str, seed: int, params: Params) -> dict[str, Any]:
     """What the run's bytes depend on besides code and data: the backup's key."""
     config = params.models[model_id]
     return {"model": model_id, "seed": seed, "train": params.train.model_dump(),
-            "config": config.model_dump(), "versions": training.versions()}  # fmt: skip
+            "config": config.model_dump(), "versions": run_record.versions()}  # fmt: skip
 
 
 def _callbacks(
@@ -149,7 +149,7 @@ def _run_record(model_id: str, seed: int, train_cfg: Any, model: Any, config: Mo
         "cpu_shards": model.shards if net is not model else 1,
         "cpu_isa": {key: isa[key] for key in ("cpu_isa", "kernels_isa", "onednn_max_cpu_isa")},
         "threads": {"train_threads": train_cfg.threads, **thread_counts()},
-        "versions": training.versions(),
+        "versions": run_record.versions(),
     }
 
 
@@ -160,9 +160,9 @@ def _timing(fitted: dict[str, Any], n_train: int, cpu_isa: str) -> dict[str, Any
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs * n_train / seconds, 1) if epochs else None,
         "epochs_trained_here": fitted["epochs"],  # fewer than the recipe's after a resume
-        "peak_rss_mib": training.peak_rss_mib(),
+        "peak_rss_mib": run_record.peak_rss_mib(),
         "cpu_flags": cpu_isa_record(cpu_isa)["cpu_flags"],
-        **training.host(),
+        **run_record.host(),
     }
 
 
@@ -175,8 +175,8 @@ def _write_outputs(model_id: str, seed: int, model: Any, test: tuple[np.ndarray,
     metrics = {
         **training.scores(y_test, y_pred),
         "param_count": int(net.count_params()),
-        "trainable_params": training.count_weights(net.trainable_weights),
-        "non_trainable_params": training.count_weights(net.non_trainable_weights),
+        "trainable_params": run_record.count_weights(net.trainable_weights),
+        "non_trainable_params": run_record.count_weights(net.non_trainable_weights),
         "epochs": config.epochs,
     }
     for key, value in metrics.items():
