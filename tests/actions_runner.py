@@ -12,13 +12,14 @@ cover GitHub's operators (`!`, `==`, `!=`, `&&`, `||`), contexts, `fromJSON` and
 functions (`success()`, `failure()`, `cancelled()`, `always()`); an `if:` without a status
 function gets GitHub's implicit `success() &&`. Artifacts go through a folder
 (`upload-artifact` refuses a second artifact of one name unless `overwrite`); `gh` is a stand-in
-that records what it was asked to post. The project's virtual environment stands in for what
-`make setup` would install (the tests cannot download it), so `make setup` finds it up to date.
+that records what it was asked to post. After the checkout the project's environment is restored
+in .venv, up to date, so that `make setup` has nothing to do; for the jobs named in `real_setup`
+nothing is restored, and `make setup` builds the environment for real (with uv where setup-uv put
+it on PATH, from the machine's uv cache or the package index).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,7 +31,8 @@ from typing import Any
 
 import yaml
 
-STATUS_FUNCTIONS = ("always()", "success()", "failure()", "cancelled()")
+from tests.actions_expressions import Status, evaluate, runs, substitute
+
 # `gh pr comment`'s flags (gh's manual, 2.x): the stand-in refuses any other, as gh does
 GH_STAND_IN = """#!{python}
 import shutil, sys
@@ -70,60 +72,20 @@ class JobResult:
     log: str = ""
 
 
-def _context(name: str, contexts: dict[str, Any]) -> Any:
-    value: Any = contexts
-    for part in name.split("."):
-        value = value.get(part, "") if isinstance(value, dict) else ""
-    return value
+@dataclass
+class _JobRun:
+    """One job while it runs: its folder, environment, PATH additions, log and result so far."""
 
-
-@dataclass(frozen=True)
-class Status:
-    """What GitHub's status functions see: the needs' (or earlier steps') results, and whether
-    the run was cancelled."""
-
-    succeeded: bool = True
-    failed: bool = False
-    cancelled: bool = False
-
-    def functions(self) -> dict[str, Any]:
-        return {
-            "always": lambda: True,
-            "success": lambda: self.succeeded and not self.cancelled,
-            "failure": lambda: self.failed,
-            "cancelled": lambda: self.cancelled,
-        }
-
-
-def evaluate(expression: str, contexts: dict[str, Any], status: Status | None = None) -> Any:
-    """One `${{ }}` expression (without the braces): contexts, `fromJSON`, `==`, `!=`, `!`, `&&`,
-    `||`, parentheses, and the status functions."""
-    python = expression.replace("&&", " and ").replace("||", " or ")
-    python = re.sub(r"!(?!=)", " not ", python)
-    python = re.sub(
-        r"(?<!['\w.])([a-z_]+(?:\.[A-Za-z_][\w-]*)+)",
-        lambda match: f"_c({match.group(1)!r})",
-        python,
-    )
-    names = {"_c": lambda name: _context(name, contexts), "fromJSON": json.loads}
-    return eval(python, {**names, **(status or Status()).functions()})
-
-
-def runs(condition: str, contexts: dict[str, Any], status: Status) -> bool:
-    """Whether a job or step with this `if:` runs: without a status function GitHub puts
-    `success() &&` in front of it."""
-    text = condition.strip()
-    if text.startswith("${{") and text.endswith("}}"):
-        text = text[3:-2].strip()
-    if not text:
-        text = "success()"
-    elif not any(function in text for function in STATUS_FUNCTIONS):
-        text = f"success() && ({text})"
-    return bool(evaluate(text, contexts, status))
-
-
-def substitute(text: str, contexts: dict[str, Any]) -> str:
-    return re.sub(r"\$\{\{(.+?)\}\}", lambda match: str(evaluate(match.group(1).strip(), contexts)), text)
+    name: str
+    job: dict[str, Any]
+    folder: Path
+    contexts: dict[str, Any]
+    leg_env: dict[str, str]
+    files: dict[str, Path] = field(default_factory=dict)  # $GITHUB_OUTPUT, $GITHUB_ENV, ...
+    env: dict[str, str] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)  # setup actions' and $GITHUB_PATH's folders
+    log: list[str] = field(default_factory=list)
+    result: str = "success"
 
 
 def _read_pairs(path: Path) -> dict[str, str]:
@@ -164,13 +126,19 @@ class Runner:
             (self.tools / name).symlink_to(Path(sys.base_prefix) / "bin" / "python3")
         (self.preinstalled / "gh").write_text(GH_STAND_IN.format(posted=self.posted, python=sys.executable))
         (self.preinstalled / "gh").chmod(0o755)
+        self.real_setup: set[str] = set()  # jobs whose checkout restores no environment
         self.runs = 0
         self.cancelled = False  # set when the run is cancelled (a newer push to the pull request)
 
-    def _checkout(self, folder: Path) -> None:
+    def _checkout(self, folder: Path, restore_environment: bool = True) -> None:
+        """A clone at the run's commit; with `restore_environment`, the project's environment
+        in .venv, up to date, so that `make setup` has nothing to do (a job in `real_setup`
+        gets none, and its `make setup` builds one)."""
         subprocess.run(["git", "clone", "-q", str(self.origin), str(folder)], check=True)
         subprocess.run(["git", "-C", str(folder), "checkout", "-q", self.github["sha"]], check=True)
-        venv = folder / ".venv"  # what `make setup` installs, restored as a pip cache would be
+        if not restore_environment:
+            return
+        venv = folder / ".venv"
         (venv / "bin").mkdir(parents=True)
         real = self.venv_bin.parent
         shutil.copy(real / "pyvenv.cfg", venv / "pyvenv.cfg")
@@ -211,6 +179,25 @@ class Runner:
         if wanted and wanted != here:
             raise RuntimeError(f"setup-python asks for {wanted}; this stand-in provides {here}")
 
+    def _setup_uv(self, inputs: dict[str, Any]) -> Path:
+        """setup-uv puts the uv of its `version` input on PATH: here the project's own uv, so a
+        workflow asking for another version fails. Its cache is the machine's uv cache."""
+        uv = self.venv_bin / "uv"
+        here = subprocess.run(
+            [str(uv), "--version"], capture_output=True, text=True, check=True
+        ).stdout.split()[1]
+        wanted = str(inputs.get("version", ""))
+        if wanted != here:
+            raise RuntimeError(f"setup-uv asks for uv {wanted or '(latest)'}; this stand-in provides {here}")
+        unknown = set(inputs) - {"version", "enable-cache", "cache-dependency-glob"}
+        if unknown:
+            raise RuntimeError(f"setup-uv inputs this stand-in does not emulate: {sorted(unknown)}")
+        folder = self.work / "uv"
+        folder.mkdir(exist_ok=True)
+        (folder / "uv").unlink(missing_ok=True)
+        (folder / "uv").symlink_to(uv)
+        return folder
+
     def _download(self, folder: Path, spec: dict[str, Any]) -> None:
         if "name" in spec and not (self.artifacts / spec["name"]).is_dir():
             raise RuntimeError(f"Unable to download artifact(s): Artifact not found for name: {spec['name']}")
@@ -237,17 +224,8 @@ class Runner:
     ) -> JobResult:
         """One job (one matrix leg); `dry`: only whether it would run ("skipped" if not)."""
         job = self.workflow["jobs"][name]
-        contexts: dict[str, Any] = {
-            "github": self.github,
-            "secrets": self.secrets,
-            "vars": self.vars,
-            "matrix": matrix or {},
-            "strategy": {"job-index": index},
-            "needs": {
-                need: {"result": result.result, "outputs": result.outputs} for need, result in needs.items()
-            },
-            "steps": {},
-        }
+        contexts = {**self._contexts(needs), "matrix": matrix or {}, "strategy": {"job-index": index}}
+        contexts["steps"] = {}
         status = Status(
             succeeded=all(result.result == "success" for result in needs.values()),
             failed=any(result.result == "failure" for result in needs.values()),
@@ -258,12 +236,23 @@ class Runner:
         if dry:
             return JobResult("success")
         self.runs += 1
-        folder = self.work / f"{name}-{self.runs}"
-        folder.mkdir(parents=True)  # $GITHUB_WORKSPACE exists before any step, checkout or not
-        env_files = {
+        run = _JobRun(name, job, self.work / f"{name}-{self.runs}", contexts, leg_env or {})
+        run.folder.mkdir(parents=True)  # $GITHUB_WORKSPACE exists before any step, checkout or not
+        run.files = {
             key: self.work / f"{name}-{self.runs}.{key.lower()}"
             for key in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
         }
+        run.env = self._job_env(run)
+        for number, step in enumerate(job["steps"]):
+            self._step(run, number, step)
+        outputs = {
+            key: str(substitute(str(value), contexts)) for key, value in job.get("outputs", {}).items()
+        }
+        return JobResult(run.result, outputs, "\n".join(run.log))
+
+    def _job_env(self, run: _JobRun) -> dict[str, str]:
+        """What a runner's job starts with: the runner's variables, then the workflow's and the
+        job's `env:`, then a test's override."""
         env = {
             "PATH": f"{self.preinstalled}:/usr/local/bin:/usr/bin:/bin",
             "HOME": os.environ.get("HOME", "/root"),
@@ -274,79 +263,79 @@ class Runner:
             "GITHUB_EVENT_PATH": str(self.github["event_path"]),
             "GITHUB_RUN_ID": str(self.github["run_id"]),
             "GITHUB_SERVER_URL": "https://github.com",
-            "GITHUB_WORKSPACE": str(folder),
+            "GITHUB_WORKSPACE": str(run.folder),
+            **{key: str(path) for key, path in run.files.items()},
+            **_network_settings(),
         }
-        for key in env_files:
-            env[key] = str(env_files[key])
-        for key, value in {**self.workflow.get("env", {}), **job.get("env", {})}.items():
-            env[key] = str(substitute(str(value), contexts))
-        env.update(leg_env or {})
-        extra_path: list[str] = []
-        log, result = [], "success"
-        for number, step in enumerate(job["steps"]):
-            step_status = Status(result == "success", result == "failure", self.cancelled)
-            if not runs(str(step.get("if", "")), contexts, step_status):
-                continue
-            # each step writes its outputs to a file of its own, as on GitHub
-            env_files["GITHUB_OUTPUT"] = self.work / f"{name}-{self.runs}.step{number}.github_output"
-            env["GITHUB_OUTPUT"] = str(env_files["GITHUB_OUTPUT"])
-            uses = step.get("uses", "")
-            try:
-                if uses.startswith("actions/checkout"):
-                    self._checkout(folder)
-                elif uses.startswith("actions/setup-python"):
-                    self._setup_python(step.get("with") or {})
-                    extra_path.insert(0, str(self.tools))
-                elif uses.startswith("actions/upload-artifact"):
-                    warning = self._upload(
-                        folder,
-                        {k: substitute(str(v), contexts) for k, v in step["with"].items()}
-                        | {"overwrite": step["with"].get("overwrite", False)},
-                    )
-                    log.append(f"::warning::{warning}" if warning else "")
-                elif uses.startswith("actions/download-artifact"):
-                    folder.mkdir(exist_ok=True)
-                    self._download(
-                        folder,
-                        {
-                            k: (v if isinstance(v, bool) else substitute(str(v), contexts))
-                            for k, v in step["with"].items()
-                        },
-                    )
-                else:
-                    step_env = {
-                        **env,
-                        **{k: str(substitute(str(v), contexts)) for k, v in step.get("env", {}).items()},
-                    }
-                    step_env.update(leg_env or {})  # a test's override beats the workflow's env
-                    step_env["PATH"] = ":".join([*extra_path, env["PATH"]])
-                    script = self.work / "step.sh"
-                    script.write_text(substitute(step["run"], contexts))
-                    done = subprocess.run(
-                        shell_command(self._shell(job, step), script),
-                        cwd=folder,
-                        env=step_env,
-                        capture_output=True,
-                        text=True,
-                    )
-                    log.append(done.stdout + done.stderr)
-                    if done.returncode != 0:
-                        raise RuntimeError(
-                            f"step {step.get('name', step['run'][:40])!r} exited {done.returncode}"
-                        )
-            except (RuntimeError, subprocess.CalledProcessError) as err:
-                log.append(f"FAILED: {err}")
-                result = "success" if step.get("continue-on-error") else "failure"
-            if "id" in step:
-                contexts["steps"][step["id"]] = {"outputs": _read_pairs(env_files["GITHUB_OUTPUT"])}
-            env.update(_read_pairs(env_files["GITHUB_ENV"]))
-            if env_files["GITHUB_PATH"].exists():
-                extra_path = [*reversed(env_files["GITHUB_PATH"].read_text().split()), *extra_path]
-                env_files["GITHUB_PATH"].unlink()
-        outputs = {
-            key: str(substitute(str(value), contexts)) for key, value in job.get("outputs", {}).items()
+        for key, value in {**self.workflow.get("env", {}), **run.job.get("env", {})}.items():
+            env[key] = str(substitute(str(value), run.contexts))
+        return env | run.leg_env
+
+    def _step(self, run: _JobRun, number: int, step: dict[str, Any]) -> None:
+        """One step, if its `if:` holds; then its outputs, $GITHUB_ENV and $GITHUB_PATH."""
+        status = Status(run.result == "success", run.result == "failure", self.cancelled)
+        if not runs(str(step.get("if", "")), run.contexts, status):
+            return
+        # each step writes its outputs to a file of its own, as on GitHub
+        run.files["GITHUB_OUTPUT"] = self.work / f"{run.name}-{self.runs}.step{number}.github_output"
+        run.env["GITHUB_OUTPUT"] = str(run.files["GITHUB_OUTPUT"])
+        try:
+            if step.get("uses"):
+                self._action(run, step)
+            else:
+                self._script(run, step)
+        except (RuntimeError, subprocess.CalledProcessError) as err:
+            run.log.append(f"FAILED: {err}")
+            run.result = "success" if step.get("continue-on-error") else "failure"
+        if "id" in step:
+            run.contexts["steps"][step["id"]] = {"outputs": _read_pairs(run.files["GITHUB_OUTPUT"])}
+        run.env.update(_read_pairs(run.files["GITHUB_ENV"]))
+        if run.files["GITHUB_PATH"].exists():
+            run.path = [*reversed(run.files["GITHUB_PATH"].read_text().split()), *run.path]
+            run.files["GITHUB_PATH"].unlink()
+
+    def _action(self, run: _JobRun, step: dict[str, Any]) -> None:
+        """The actions the workflows use, emulated with the inputs they are given."""
+        uses, inputs = step["uses"], dict(step.get("with") or {})
+        if uses.startswith("actions/checkout"):
+            self._checkout(run.folder, restore_environment=run.name not in self.real_setup)
+        elif uses.startswith("actions/setup-python"):
+            self._setup_python(inputs)
+            run.path.insert(0, str(self.tools))
+        elif uses.startswith("astral-sh/setup-uv"):
+            run.path.insert(0, str(self._setup_uv(inputs)))
+        elif uses.startswith("actions/upload-artifact"):
+            spec = {k: substitute(str(v), run.contexts) for k, v in inputs.items()}
+            warning = self._upload(run.folder, spec | {"overwrite": inputs.get("overwrite", False)})
+            run.log.append(f"::warning::{warning}" if warning else "")
+        elif uses.startswith("actions/download-artifact"):
+            spec = {
+                k: (v if isinstance(v, bool) else substitute(str(v), run.contexts)) for k, v in inputs.items()
+            }
+            self._download(run.folder, spec)
+        else:
+            raise RuntimeError(f"this stand-in does not emulate {uses}")
+
+    def _script(self, run: _JobRun, step: dict[str, Any]) -> None:
+        """A `run:` step in the shell GitHub picks for it, with the step's `env:`."""
+        step_env = {
+            **run.env,
+            **{k: str(substitute(str(v), run.contexts)) for k, v in step.get("env", {}).items()},
         }
-        return JobResult(result, outputs, "\n".join(log))
+        step_env.update(run.leg_env)  # a test's override beats the workflow's env
+        step_env["PATH"] = ":".join([*run.path, run.env["PATH"]])
+        script = self.work / "step.sh"
+        script.write_text(substitute(step["run"], run.contexts))
+        done = subprocess.run(
+            shell_command(self._shell(run.job, step), script),
+            cwd=run.folder,
+            env=step_env,
+            capture_output=True,
+            text=True,
+        )
+        run.log.append(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"step {step.get('name', step['run'][:40])!r} exited {done.returncode}")
 
     def _shell(self, job: dict[str, Any], step: dict[str, Any]) -> str | None:
         """The step's `shell:`, else the job's or the workflow's `defaults.run.shell`."""
@@ -430,6 +419,15 @@ class Runner:
         GitHub fails it ("Matrix vector ... does not contain any values")."""
         skipped = self.run_job(name, needs, dry=True)
         return skipped if skipped.result == "skipped" else JobResult("failure", log="empty matrix")
+
+
+def _network_settings() -> dict[str, str]:
+    """This machine's proxies and certificate authorities, which a runner on it would have too:
+    without them an install behind a TLS-inspecting proxy fails."""
+    names = re.compile(
+        r"(?i)^(https?_proxy|no_proxy|all_proxy|ssl_cert_file|ssl_cert_dir|requests_ca_bundle)$"
+    )
+    return {key: value for key, value in os.environ.items() if names.match(key)}
 
 
 def shell_command(shell: str | None, script: Path) -> list[str]:

@@ -1,7 +1,8 @@
 """.github/workflows/study.yml run as a runner runs it (tests/actions_runner.py), against a real
 S3 API on 127.0.0.1 (moto's server, as in the fan-out tests): plan, two train legs, report,
-comment; a second run of the same commit trains nothing; a leg that fails is named in the
-report; a pull request from a fork is skipped with a notice."""
+comment; the plan job's `make setup` builds its environment for real (uv, as setup-uv gives it);
+a second run of the same commit trains nothing; a leg that fails is named in the report; a pull
+request from a fork is skipped with a notice."""
 
 from __future__ import annotations
 
@@ -67,8 +68,12 @@ def test_the_workflow_trains_reports_reruns_without_training_and_names_a_failed_
     origin: Path, tmp_path: Path, s3
 ) -> None:  # type: ignore[no-untyped-def]
     runner = _runner(origin, tmp_path, s3)
+    runner.real_setup = {"plan"}  # its `make setup` builds the environment, with setup-uv's uv
     first = runner.run_workflow()
     assert first["plan"].result == "success", first["plan"].log
+    built = runner.work / "plan-1" / ".venv"
+    assert (built / ".installed-s3").exists() and not (built / "lib").is_symlink()
+    assert "uv = 0.13.9" in (built / "pyvenv.cfg").read_text() and (built / "bin/dvc").exists()
     assert (
         json.loads(first["plan"].outputs["stages"]) == STAGES and first["plan"].outputs["enabled"] == "true"
     )

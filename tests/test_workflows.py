@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.actions_runner import JobResult, Runner, Status, evaluate, runs, substitute
+from tests.actions_expressions import Status, evaluate, runs, substitute
+from tests.actions_runner import JobResult, Runner
 from tests.conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -53,6 +54,7 @@ NODE24 = {
     "actions/setup-python": 6,
     "actions/upload-artifact": 6,
     "actions/download-artifact": 7,
+    "astral-sh/setup-uv": 7,  # v8 publishes full version tags only (immutable releases)
 }
 
 
@@ -73,7 +75,7 @@ def _assert_current_actions(workflow: dict) -> None:
         for step in job["steps"]:
             action, _, version = step.get("uses", "@").partition("@")
             if action:
-                assert int(version.removeprefix("v")) >= NODE24[action], (
+                assert int(version.removeprefix("v").split(".")[0]) >= NODE24[action], (
                     f"{action}@{version} predates Node 24"
                 )
 
@@ -93,9 +95,17 @@ def test_study_workflow_is_thin_current_and_least_privileged() -> None:
         assert any(f"python -m src.running.ci {name}" in run for run in keyed)
         assert all(run.startswith("python -m src.running.ci") for run in keyed)
     # the plan decides with the standard library before it installs anything
-    gate, *later = [step for step in jobs["plan"]["steps"] if "run" in step]
-    assert gate["run"] == "python -m src.running.ci_gate" and gate["id"] == "gate"
-    assert all(step["if"] == "steps.gate.outputs.go == 'true'" for step in later)
+    steps = jobs["plan"]["steps"]
+    gate = next(index for index, step in enumerate(steps) if step.get("id") == "gate")
+    assert steps[gate]["run"] == "python -m src.running.ci_gate"
+    assert all(step["if"] == "steps.gate.outputs.go == 'true'" for step in steps[gate + 1 :])
+    # make setup installs with uv where setup-uv put the version requirements.lock pins
+    pinned = next(
+        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("uv==")
+    )
+    for name in ("plan", "train", "report"):
+        uv = [step for step in jobs[name]["steps"] if step.get("uses", "").startswith("astral-sh/setup-uv")]
+        assert [step["with"]["version"] for step in uv] == [pinned.removeprefix("uv==")]
     comment = jobs["comment"]
     assert comment["permissions"] == {"pull-requests": "write"} and "AWS_ACCESS_KEY_ID" not in str(comment)
     assert not any("checkout" in step.get("uses", "") for step in comment["steps"])  # no pull-request code
@@ -286,9 +296,13 @@ def test_a_second_push_to_a_pull_request_supersedes_the_first(name: str) -> None
 
 def test_the_stand_in_emulates_the_action_inputs_it_meets(tmp_path: Path) -> None:
     """upload-artifact warns (its default) where no file matches and fails with
-    if-no-files-found: error; setup-python refuses a version the stand-in cannot give."""
+    if-no-files-found: error; setup-python and setup-uv refuse a version the stand-in cannot give;
+    an action it does not emulate fails its step."""
     tmp_path.mkdir(exist_ok=True)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    uv = next(
+        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("uv==")
+    )[4:]
     workflow = tmp_path / "inputs.yml"
     workflow.write_text(
         "on: push\njobs:\n"
@@ -301,6 +315,13 @@ def test_the_stand_in_emulates_the_action_inputs_it_meets(tmp_path: Path) -> Non
         f"      - uses: actions/setup-python@v6\n        with: {{python-version: '{here}'}}\n"
         "  other-python:\n    runs-on: ubuntu-24.04\n    steps:\n"
         "      - uses: actions/setup-python@v6\n        with: {python-version: '2.7'}\n"
+        "  uv:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        f"      - uses: astral-sh/setup-uv@v8.1.0\n        with: {{version: '{uv}', enable-cache: true}}\n"
+        "      - run: uv --version\n"
+        "  other-uv:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: astral-sh/setup-uv@v8.1.0\n        with: {version: '0.1.0'}\n"
+        "  unknown-action:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/cache@v5\n        with: {path: x, key: y}\n"
     )
     github = {"event_name": "push", "repository": "t/t", "run_id": 1, "event_path": ""}
     results = Runner(
@@ -309,3 +330,6 @@ def test_the_stand_in_emulates_the_action_inputs_it_meets(tmp_path: Path) -> Non
     assert results["warn"].result == "success" and "::warning::No files were found" in results["warn"].log
     assert results["error"].result == "failure"
     assert results["python"].result == "success" and results["other-python"].result == "failure"
+    assert results["uv"].result == "success" and f"uv {uv}" in results["uv"].log
+    assert "this stand-in provides" in results["other-uv"].log
+    assert "does not emulate actions/cache" in results["unknown-action"].log
