@@ -44,7 +44,8 @@ test-slow: setup  ## the slow end-to-end runs: DVC pipelines, SLURM, interrupted
 test-bench: setup  ## the benchmark tools' own end-to-end runs (they train, like the slow tests)
 	pytest -m bench
 
-test-all: test test-slow test-bench  ## everything, as GitHub's CI runs it
+test-all: test  ## everything, as CI runs it: make test, then the slow and benchmark runs in one session (the workers share them)
+	pytest -m slow
 
 lint: setup  ## ruff (style, imports) and mypy (types), as CI runs them
 	ruff check .

@@ -42,6 +42,8 @@ def test_ci_runs_the_readme_test_command_with_full_history() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0
+    uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/setup-uv"))
+    assert f"uv=={uv['with']['version']}\n" in (ROOT / "requirements.lock").read_text()
 
 
 def _steps(job: dict) -> str:
