@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from src.ground.cli import StageError
-from src.running import slurm
+from src.running import slurm, slurm_states
 from tests.conftest import ROOT
 
 
@@ -27,7 +27,7 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "bin"
     folder.mkdir()
     monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
-    monkeypatch.setattr(slurm, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr(slurm_states, "POLL_SECONDS", 0.0)
     return folder
 
 
@@ -41,7 +41,7 @@ def test_squeue_errors_are_retried_then_the_states_read(fake_bin: Path, tmp_path
 if [ "$(wc -l < {count})" -le 2 ]; then echo "slurm_load_jobs error: Socket timed out" >&2; exit 1; fi
 printf '12_0 RUNNING\\n12_1 PENDING\\n13 PENDING\\n'""",
     )
-    states = slurm._squeue({"array": "12", "compare": "13", "stages": ["a", "b"]}, tries=3)
+    states = slurm_states.squeue_states({"array": "12", "compare": "13", "stages": ["a", "b"]}, tries=3)
     assert states == {"0": "RUNNING", "1": "PENDING", "compare": "PENDING"}
     assert count.read_text().count("x") == 3
 
@@ -50,7 +50,7 @@ def test_squeue_failing_every_time_gives_one_line_with_the_watch_command(fake_bi
     _fake(fake_bin, "squeue", 'echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1')
     jobs = {"array": "12", "compare": "13", "stages": ["a"], "root": "/studies/20261205-1"}
     with pytest.raises(StageError) as error:
-        slurm._squeue(jobs, tries=3)
+        slurm_states.squeue_states(jobs, tries=3)
     message = str(error.value)
     assert message.startswith("squeue failed 3 times in a row") and "the jobs go on" in message
     assert message.endswith("`python -m src.running.study --watch /studies/20261205-1`")
@@ -90,7 +90,7 @@ def test_jobs_slurm_forgot_are_read_from_outcome_files_then_accounting(
     (root / "outcomes" / "task-0.json").write_text('{"stage": "a", "status": 0}')
     _fake(fake_bin, "squeue", "exit 0")
     _fake(fake_bin, "sacct", "printf '12_0|COMPLETED\\n12_1|CANCELLED by 1000\\n13|CANCELLED by 1000\\n'")
-    assert slurm.states(jobs, root) == {"0": "COMPLETED", "1": "CANCELLED", "compare": "CANCELLED"}
+    assert slurm_states.states(jobs, root) == {"0": "COMPLETED", "1": "CANCELLED", "compare": "CANCELLED"}
 
 
 def test_without_accounting_a_job_that_left_no_word_is_lost(
@@ -100,8 +100,8 @@ def test_without_accounting_a_job_that_left_no_word_is_lost(
     root = _old_submission(tmp_path, jobs)
     _fake(fake_bin, "squeue", "exit 0")
     _fake(fake_bin, "sacct", 'echo "sacct: error: Slurm accounting storage is disabled" >&2; exit 1')
-    assert slurm.states(jobs, root) == {"0": "LOST", "compare": "LOST"}
+    assert slurm_states.states(jobs, root) == {"0": "LOST", "compare": "LOST"}
     fresh = {"array": "14", "compare": "15", "stages": ["a"]}
-    monkeypatch.setattr(slurm, "POLL_SECONDS", 5.0)
+    monkeypatch.setattr(slurm_states, "POLL_SECONDS", 5.0)
     (root / "jobs.json").touch()  # just submitted: not listed yet is not lost
-    assert slurm.states(fresh, root) == {"0": "PENDING", "compare": "PENDING"}
+    assert slurm_states.states(fresh, root) == {"0": "PENDING", "compare": "PENDING"}

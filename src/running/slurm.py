@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,29 +17,17 @@ from src.ground import commands, dvc_command
 from src.ground.cli import StageError, run_stage
 from src.ground.files import write_text
 from src.ground.params import load_params
-from src.ground.paths import SLURM_JOBS, STUDY_DIR
-from src.running import workspaces
+from src.ground.paths import SLURM_JOBS
+from src.running import slurm_states, workspaces
 from src.running.plan import longest_first, outdated_training_stages, set_seeds
+from src.running.slurm_states import ENDED, ROOT, record, slurm, states
 
-ROOT = STUDY_DIR / "slurm"  # one folder per submission in it, named by its time
-POLL_SECONDS = 5.0
-SQUEUE_TRIES = 12  # a slurmctld restarting or busy: retried this many polls before giving up
-ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-         "BOOT_FAIL", "DEADLINE", "LOST")  # fmt: skip
 # GPU requests, in every spelling sbatch takes: compare needs no GPU (name=value, or value next)
 GPU_OPTIONS = ("--gres", "--gpus", "--gpus-per-node", "--gpus-per-task", "--gpus-per-socket",
                "--cpus-per-gpu", "--mem-per-gpu", "-G")  # fmt: skip
 # Near a time limit SLURM signals the batch shell; it requeues the task, whose run then resumes
 # from its last completed epoch (src/learning/resume.py) instead of starting over.
 TIME_LIMIT = ("--signal=B:USR1@120", "--requeue")
-
-
-def _slurm(*args: str) -> str:
-    if shutil.which(args[0]) is None:
-        raise StageError(
-            f"SLURM's {args[0]} is not on PATH: run this on a SLURM login node, or use make study"
-        )
-    return commands.output(args)
 
 
 def without_gpus(args: list[str]) -> list[str]:
@@ -88,8 +75,10 @@ def running_studies(base: Path = ROOT) -> list[tuple[Path, dict]]:
     found = []
     for jobs_file in sorted(base.glob(f"*/{SLURM_JOBS}")) if base.is_dir() else []:
         root, jobs = jobs_file.parent, json.loads(jobs_file.read_text())
-        live = _squeue(jobs, tries=1)
-        if _outcome(root, "compare") is None and any(state not in ENDED for state in live.values()):
+        live = slurm_states.squeue_states(jobs, tries=1)
+        if slurm_states.outcome(root, "compare") is None and any(
+            state not in ENDED for state in live.values()
+        ):
             found.append((root, jobs))
     return found
 
@@ -98,7 +87,7 @@ def _refuse_overlap(stages: list[str], base: Path) -> None:
     for root, jobs in running_studies(base):
         shared = sorted(set(stages) & set(jobs["stages"]))
         if shared:
-            ids = " ".join(_job_ids(jobs))
+            ids = " ".join(slurm_states.job_ids(jobs))
             raise StageError(
                 f"{', '.join(shared)} are being trained by the study submitted in {root} (jobs {ids}): "
                 f"watch it with `python -m src.running.study --watch {root}`, or `scancel {ids}` first"
@@ -133,7 +122,7 @@ def submit(sbatch_args: str = "", base: Path = ROOT, seeds: list[int] | None = N
     write_text(root / SLURM_JOBS, json.dumps(jobs))
     if stages:
         throttle = f"%{limit}" if limit else ""
-        jobs["array"] = _slurm(
+        jobs["array"] = slurm(
             "sbatch", "--parsable", "--job-name=study-train", f"--array=0-{len(stages) - 1}{throttle}",
             f"--output={root / 'logs' / 'task-%a.log'}", *TIME_LIMIT, *args, str(_task_script(root, python)),
         ).split(";")[0]  # fmt: skip
@@ -141,7 +130,7 @@ def submit(sbatch_args: str = "", base: Path = ROOT, seeds: list[int] | None = N
     finish = _script(root, "compare", f"exec {python} -m src.running.slurm finish {shlex.quote(str(root))}")
     log = f"--output={root / 'logs' / 'compare.log'}"
     try:
-        jobs["compare"] = _slurm(
+        jobs["compare"] = slurm(
             "sbatch", "--parsable", "--job-name=study-compare", *after, log, *without_gpus(args), str(finish)
         ).split(";")[0]
     except StageError:
@@ -152,15 +141,6 @@ def submit(sbatch_args: str = "", base: Path = ROOT, seeds: list[int] | None = N
     print(f"submitted into {root}: training array job {jobs['array']} ({len(stages)} tasks), "
           f"compare job {jobs['compare']}")  # fmt: skip
     return jobs | {"root": str(root)}
-
-
-def _record(root: Path, name: str, status: int, stage: str | None = None) -> None:
-    write_text(root / "outcomes" / f"{name}.json", json.dumps({"stage": stage, "status": status}))
-
-
-def _outcome(root: Path, name: str) -> int | None:
-    path = root / "outcomes" / f"{name}.json"
-    return int(json.loads(path.read_text())["status"]) if path.is_file() else None
 
 
 def task(root: Path, index: int) -> int:
@@ -176,7 +156,7 @@ def task(root: Path, index: int) -> int:
                 root / "entries" / f"{workspaces.folder_name(stage)}.yaml", {stage: entry}
             )
     finally:
-        _record(root, f"task-{index}", status, stage)
+        record(root, f"task-{index}", status, stage)
     return status
 
 
@@ -196,79 +176,7 @@ def finish(root: Path) -> None:
             )
         status = 0
     finally:
-        _record(root, "compare", status)
-
-
-def _job_ids(jobs: dict) -> list[str]:
-    """The submission's SLURM job ids: the training array's and the compare job's."""
-    return [job for job in (jobs.get("array"), jobs.get("compare")) if job]
-
-
-def _squeue(jobs: dict, tries: int = SQUEUE_TRIES) -> dict[str, str]:
-    """The states SLURM still has ("0": RUNNING, ..., "compare": ...); it forgets finished jobs
-    after MinJobAge. An error (slurmctld restarting) is retried `tries` times, then one line."""
-    ids = _job_ids(jobs)
-    for attempt in range(tries):
-        try:
-            listing = _slurm("squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%i %T")
-            break
-        except StageError as err:
-            if attempt + 1 == tries:
-                raise StageError(
-                    f"squeue failed {tries} times in a row ({str(err).splitlines()[0]}); the jobs go on: "
-                    f"re-attach with `python -m src.running.study --watch {jobs.get('root', ROOT)}`"
-                ) from None
-            time.sleep(POLL_SECONDS)
-    return _keyed(jobs, [line.split() for line in listing.splitlines()])
-
-
-def _keyed(jobs: dict, listing: list[list[str]]) -> dict[str, str]:
-    """(job id, state) rows as {"0": state of task 0, ..., "compare": ...}."""
-    found = {}
-    for job, state, *_ in listing:  # sacct writes "CANCELLED by 1000"
-        if job == jobs["compare"]:
-            found["compare"] = state
-        elif job.startswith(f"{jobs['array']}_") and job.split("_")[1].isdigit():
-            found[job.split("_")[1]] = state
-    return found
-
-
-def _accounted(jobs: dict) -> dict[str, str]:
-    """How ended jobs ended, from SLURM's accounting (sacct) where the cluster keeps it; {} where
-    it does not (accounting storage disabled, sacct missing or failing)."""
-    ids = _job_ids(jobs)
-    if not ids:
-        return {}
-    try:  # sacct not on PATH raises StageError too
-        listing = commands.output(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", "JobID,State"])
-    except StageError:
-        return {}
-    return _keyed(jobs, [line.replace("|", " ").split() for line in listing.splitlines() if "|" in line])
-
-
-def states(jobs: dict, root: Path) -> dict[str, str]:
-    """Each task's and the compare job's state: SLURM's while it knows the job, else what the
-    job's outcome file says, else what accounting says (sacct), else LOST (ended without a
-    word: killed outright, a node lost)."""
-    live, accounted = _squeue(jobs), None
-    found = {}
-    for key, name in [*((str(i), f"task-{i}") for i in range(len(jobs["stages"]))), ("compare", "compare")]:
-        outcome = _outcome(root, name)
-        if key in live and (live[key] not in ENDED or outcome is None):
-            found[key] = live[key]
-        elif outcome is not None:
-            found[key] = "COMPLETED" if outcome == 0 else "FAILED"
-        elif not _submitted_long_ago(root):
-            found[key] = "PENDING"
-        else:
-            accounted = _accounted(jobs) if accounted is None else accounted
-            found[key] = accounted[key] if accounted.get(key) in ENDED else "LOST"
-    return found
-
-
-def _submitted_long_ago(root: Path) -> bool:
-    """Whether SLURM has had time to list the jobs (they are listed at once after sbatch)."""
-    return time.time() - (root / SLURM_JOBS).stat().st_mtime > 2 * POLL_SECONDS
+        record(root, "compare", status)
 
 
 def again_command(jobs: dict) -> str:
@@ -302,7 +210,7 @@ def watch(jobs: dict, root: Path) -> None:
             all(task in ENDED for task in tasks) and any(t != "COMPLETED" for t in tasks)
         ):
             break
-        time.sleep(POLL_SECONDS)
+        time.sleep(slurm_states.POLL_SECONDS)
     failed = [
         f"{stage} (task {index}: {tasks[index].lower()}, log {root / 'logs' / f'task-{index}.log'})"
         for index, stage in enumerate(jobs["stages"])
