@@ -43,6 +43,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import ROOT, choose_kernels, fit_study_style, run_worker, study_style_model
 
@@ -69,27 +70,17 @@ def worker(
     from src.learning.callbacks import epoch_lines
     from src.learning.run_record import peak_rss_mib
     from src.learning.speed import onednn_enabled
-    from src.learning.training import fit, prepare_model, scores, seed_everything
+    from src.learning.training import scores
 
     seed = params.seeds[0] if seed is None else seed
     epochs = config.epochs if epochs is None else epochs
-    train, val, (x_test, y_test) = load_split("train"), load_split("val"), load_split("test")
+    data, (x_test, y_test) = (load_split("train"), load_split("val")), load_split("test")
     progress = [epoch_lines(epochs, file=sys.stderr)]  # stderr: stdout carries the result
     print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
-    if way == "pipeline":
-        model = prepare_model(config, params.train, seed, params.train.threads)
-        started = time.perf_counter()
-        history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
-        seconds = time.perf_counter() - started
-        probabilities = model.predict(x_test, batch_size=params.train.eval_batch_size, verbose=0)
-    else:
-        seed_everything(seed)
-        model = study_style_model(config)
-        started = time.perf_counter()
-        order_seed = seed if pipeline_order else None
-        history = fit_study_style(model, config, train, val, epochs, progress, order_seed)
-        seconds = time.perf_counter() - started
-        probabilities = model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
+    model, history, seconds = _train(way, config, params, data, seed, epochs, progress, pipeline_order)
+    batch = params.train.eval_batch_size if way == "pipeline" else 500  # the study's way: 500
+    x = x_test if way == "pipeline" else x_test.astype("float32") / 255.0  # ... and floats in [0, 1]
+    probabilities = model.predict(x, batch_size=batch, verbose=0)
     return {
         "model": model_id,
         **scores(y_test, np.argmax(probabilities, axis=1)),
@@ -102,6 +93,34 @@ def worker(
         "train_seconds": round(seconds, 1),
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def _train(
+    way: str,
+    config: Any,
+    params: Any,
+    data: tuple,
+    seed: int,
+    epochs: int,
+    progress: list,
+    pipeline_order: bool,
+) -> tuple[Any, Any, float]:
+    """The model trained one way, its Keras history, and the seconds its training took."""
+    from src.learning.training import fit, prepare_model, seed_everything
+
+    train, val = data
+    if way == "pipeline":
+        model = prepare_model(config, params.train, seed, params.train.threads)
+        started = time.perf_counter()
+        history = fit(model, config, params.train, train, val, seed, progress, epochs=epochs)
+    else:
+        seed_everything(seed)
+        model = study_style_model(config)
+        started = time.perf_counter()
+        history = fit_study_style(
+            model, config, train, val, epochs, progress, seed if pipeline_order else None
+        )
+    return model, history, time.perf_counter() - started
 
 
 def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) -> dict:
