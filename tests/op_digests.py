@@ -58,13 +58,8 @@ def digest(*arrays: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
-    """(name, layer, input shape) for every layer type of src/learning/models.py at the models' shapes."""
-    import keras
-
-    from src.learning.layers import BatchNormalization
-
-    L = keras.layers
+def _dense_cases(L: Any, BatchNormalization: Any) -> list[tuple[str, Any, tuple[int, ...]]]:
+    """The dense layers of every model, then BatchNormalization on dense and conv activations."""
     cases: list[tuple[str, Any, tuple[int, ...]]] = []
     for n_in, n_out, activation in (
         (3072, 512, None),  # mlp_bn
@@ -87,6 +82,17 @@ def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
         cases.append(
             (f"BatchNormalization conv {hw}x{hw}x{c}, batch 16", BatchNormalization(), (16, hw, hw, c))
         )
+    return cases
+
+
+def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
+    """(name, layer, input shape) for every layer type of src/learning/models.py at the models' shapes."""
+    import keras
+
+    from src.learning.layers import BatchNormalization
+
+    L = keras.layers
+    cases = _dense_cases(L, BatchNormalization)
     for hw, cin, cout, padding in (
         (32, 3, 32, "valid"),  # the first conv of every CNN
         (15, 32, 64, "valid"),  # the small CNNs' second

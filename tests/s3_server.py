@@ -79,6 +79,47 @@ def _authentication(endpoint: str, after: str) -> None:
     urllib.request.urlopen(reset).close()
 
 
+_HOP_HEADERS = ("transfer-encoding", "connection", "content-length", "server", "date")
+
+
+class _Forward(BaseHTTPRequestHandler):
+    """Forwards each request to the DyingProxy's target (the server's `proxy`) until it dies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _forward(self) -> None:
+        proxy: DyingProxy = self.server.proxy  # type: ignore[attr-defined]
+        if proxy.dead:
+            self.close_connection = True  # no answer: the connection just closes
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        upstream = http.client.HTTPConnection(proxy.target, timeout=30)
+        upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+        response = upstream.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in _HOP_HEADERS:
+                self.send_header(name, value)
+        # HEAD: the object's size, as the server said; otherwise the body's
+        size = response.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", size or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        upstream.close()
+        if self.command == "PUT":
+            proxy.puts += 1
+            if proxy.uploads is not None and proxy.puts >= proxy.uploads:
+                proxy.die()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+
 class DyingProxy:
     """An HTTP proxy on 127.0.0.1 in front of `target` that stops answering after `uploads` PUT
     requests: it closes its port and drops the connections it has, as a server that goes away."""
@@ -86,49 +127,8 @@ class DyingProxy:
     def __init__(self, target: str, uploads: int | None = None, port: int = 0) -> None:
         self.target = target.removeprefix("http://")
         self.uploads, self.puts, self.dead = uploads, 0, False
-        proxy = self
-
-        class Forward(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                if proxy.dead:
-                    self.close_connection = True  # no answer: the connection just closes
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                upstream = http.client.HTTPConnection(proxy.target, timeout=30)
-                upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
-                response = upstream.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in (
-                        "transfer-encoding",
-                        "connection",
-                        "content-length",
-                        "server",
-                        "date",
-                    ):
-                        self.send_header(name, value)
-                # HEAD: the object's size, as the server said; otherwise the body's
-                size = response.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", size or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                upstream.close()
-                if self.command == "PUT":
-                    proxy.puts += 1
-                    if proxy.uploads is not None and proxy.puts >= proxy.uploads:
-                        proxy.die()
-
-            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Forward)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Forward)
+        self.httpd.proxy = self  # type: ignore[attr-defined]
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"

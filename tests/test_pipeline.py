@@ -369,29 +369,26 @@ def test_remote_faults_give_one_line_and_a_retry_trains_nothing(repo: Path, tmp_
 
     back = DyingProxy(s3.endpoint, port=proxy.port)  # the server is back, at the same address
     try:
-        output = _run(a, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
-        assert "Running stage" not in output  # nothing trains again
-        output = _run(a, sys.executable, "-m", "src.running.remote", "push", "--run-cache")
-        assert re.search(r"\d+ files? pushed", output) and back.puts > 0  # the rest, not what was there
-        # a fresh clone with a's dvc.lock entry restores the stage from S3 instead of training it
-        b = _committed_clone(repo, tmp_path / "b", ["mlp_l2"])
-        _use_s3(b, back.endpoint)
-        _run(
-            a,
-            sys.executable,
-            "-m",
-            "src.running.study",
-            "--export-lock",
-            str(tmp_path / "a.yaml"),
-            "train@mlp_l2-42",
-        )
-        _run(b, sys.executable, "-m", "src.running.study", "--merge-lock", str(tmp_path / "a.yaml"))
-        output = _run(b, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
-        assert "Running stage 'train@mlp_l2-42'" not in output
-        metrics = "reports/train/mlp_l2-42/metrics.json"
-        assert (b / metrics).read_bytes() == (a / metrics).read_bytes()
+        _retry_trains_nothing_and_a_fresh_clone_restores(repo, a, tmp_path, back)
     finally:
         back.stop()
+
+
+def _retry_trains_nothing_and_a_fresh_clone_restores(repo: Path, a: Path, tmp_path: Path, back) -> None:  # type: ignore[no-untyped-def]
+    output = _run(a, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
+    assert "Running stage" not in output  # nothing trains again
+    output = _run(a, sys.executable, "-m", "src.running.remote", "push", "--run-cache")
+    assert re.search(r"\d+ files? pushed", output) and back.puts > 0  # the rest, not what was there
+    # a fresh clone with a's dvc.lock entry restores the stage from S3 instead of training it
+    b = _committed_clone(repo, tmp_path / "b", ["mlp_l2"])
+    _use_s3(b, back.endpoint)
+    lock = str(tmp_path / "a.yaml")
+    _run(a, sys.executable, "-m", "src.running.study", "--export-lock", lock, "train@mlp_l2-42")
+    _run(b, sys.executable, "-m", "src.running.study", "--merge-lock", lock)
+    output = _run(b, sys.executable, "-m", "src.running.remote", "repro", "--pull", "train@mlp_l2-42")
+    assert "Running stage 'train@mlp_l2-42'" not in output
+    metrics = "reports/train/mlp_l2-42/metrics.json"
+    assert (b / metrics).read_bytes() == (a / metrics).read_bytes()
 
 
 def test_study_trains_side_by_side_in_a_fresh_clone_with_the_same_bytes(repo: Path, tmp_path: Path) -> None:
