@@ -78,9 +78,7 @@ def worker(
     progress = [epoch_lines(epochs, file=sys.stderr)]  # stderr: stdout carries the result
     print(f"{model_id}: training the {way.split('-')[0]}'s way, seed {seed}", file=sys.stderr, flush=True)
     model, history, seconds = _train(way, config, params, data, seed, epochs, progress, pipeline_order)
-    batch = params.train.eval_batch_size if way == "pipeline" else 500  # the study's way: 500
-    x = x_test if way == "pipeline" else x_test.astype("float32") / 255.0  # ... and floats in [0, 1]
-    probabilities = model.predict(x, batch_size=batch, verbose=0)
+    probabilities = _predict(model, way, x_test, params.train.eval_batch_size)
     return {
         "model": model_id,
         **scores(y_test, np.argmax(probabilities, axis=1)),
@@ -121,6 +119,14 @@ def _train(
             model, config, train, val, epochs, progress, seed if pipeline_order else None
         )
     return model, history, time.perf_counter() - started
+
+
+def _predict(model: Any, way: str, x_test: Any, eval_batch: int) -> Any:
+    """Test-set probabilities: the pipeline's way on the uint8 images in its evaluation batches,
+    the study's way on floats in [0, 1], 500 at a time."""
+    if way == "pipeline":
+        return model.predict(x_test, batch_size=eval_batch, verbose=0)
+    return model.predict(x_test.astype("float32") / 255.0, batch_size=500, verbose=0)
 
 
 def _run_worker(args: argparse.Namespace, model_id: str, seed: int, way: str) -> dict:

@@ -22,6 +22,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")  # and the instruction set of train.cpu_isa: avx2
 
 
+def pinned(package: str) -> str:
+    """The version requirements.lock pins for `package`."""
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    return next(line.split("==", 1)[1] for line in lines if line.split("==", 1)[0] == package)
+
+
 @pytest.fixture(scope="session")
 def tiny_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fake_cifar.write_tarball(

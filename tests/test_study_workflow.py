@@ -15,7 +15,7 @@ import pytest
 from src.running import tiny_project
 from src.running.tiny_project import run as _run
 from tests.actions_runner import Runner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pinned
 
 pytestmark = pytest.mark.slow
 STAGES = ["train@mlp_l2-42", "train@mlp_l2-1"]
@@ -73,7 +73,7 @@ def test_the_workflow_trains_reports_reruns_without_training_and_names_a_failed_
     assert first["plan"].result == "success", first["plan"].log
     built = runner.work / "plan-1" / ".venv"
     assert (built / ".installed-s3").exists() and not (built / "lib").is_symlink()
-    assert "uv = 0.13.9" in (built / "pyvenv.cfg").read_text() and (built / "bin/dvc").exists()
+    assert f"uv = {pinned('uv')}" in (built / "pyvenv.cfg").read_text() and (built / "bin/dvc").exists()
     assert (
         json.loads(first["plan"].outputs["stages"]) == STAGES and first["plan"].outputs["enabled"] == "true"
     )

@@ -12,7 +12,7 @@ import yaml
 
 from tests.actions_expressions import Status, evaluate, runs, substitute
 from tests.actions_runner import JobResult, Runner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pinned
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -43,7 +43,7 @@ def test_ci_runs_the_readme_test_command_with_full_history() -> None:
     checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0
     uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/setup-uv"))
-    assert f"uv=={uv['with']['version']}\n" in (ROOT / "requirements.lock").read_text()
+    assert uv["with"]["version"] == pinned("uv")
 
 
 def _steps(job: dict) -> str:
@@ -102,12 +102,9 @@ def test_study_workflow_is_thin_current_and_least_privileged() -> None:
     assert steps[gate]["run"] == "python -m src.running.ci_gate"
     assert all(step["if"] == "steps.gate.outputs.go == 'true'" for step in steps[gate + 1 :])
     # make setup installs with uv where setup-uv put the version requirements.lock pins
-    pinned = next(
-        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("uv==")
-    )
     for name in ("plan", "train", "report"):
         uv = [step for step in jobs[name]["steps"] if step.get("uses", "").startswith("astral-sh/setup-uv")]
-        assert [step["with"]["version"] for step in uv] == [pinned.removeprefix("uv==")]
+        assert [step["with"]["version"] for step in uv] == [pinned("uv")]
     comment = jobs["comment"]
     assert comment["permissions"] == {"pull-requests": "write"} and "AWS_ACCESS_KEY_ID" not in str(comment)
     assert not any("checkout" in step.get("uses", "") for step in comment["steps"])  # no pull-request code
@@ -302,9 +299,7 @@ def test_the_stand_in_emulates_the_action_inputs_it_meets(tmp_path: Path) -> Non
     an action it does not emulate fails its step."""
     tmp_path.mkdir(exist_ok=True)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    uv = next(
-        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("uv==")
-    )[4:]
+    uv = pinned("uv")
     workflow = tmp_path / "inputs.yml"
     workflow.write_text(
         "on: push\njobs:\n"
